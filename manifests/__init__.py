@@ -1,0 +1,1 @@
+"""The record of a run: manifest rows, atomic writes, DuckDB views."""

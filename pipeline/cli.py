@@ -1,0 +1,163 @@
+"""The `curate` command line."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from pipeline.config import ConfigError, config_from_dict, describe_defaults, load_config
+
+EXIT_OK, EXIT_FAILED_UNITS, EXIT_USAGE, EXIT_CONSERVATION = 0, 1, 2, 3
+
+
+def _add_common(p: argparse.ArgumentParser, with_config: bool = True) -> None:
+    if with_config:
+        p.add_argument("--config", help="YAML or TOML config file (see `curate config`)")
+    p.add_argument("--output", help="output folder (default: the config's, else ./curate-out)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="curate", description=(
+        "Pretraining-data curation: WARC -> clean, deduplicated, remixed corpus on Ray."))
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the pipeline (or some stages of it)")
+    _add_common(run)
+    run.add_argument("--input", help="folder with one sub-folder of *.warc.gz / *.warc per crawl dump")
+    run.add_argument("--stage", nargs="+", action="extend", metavar="NAME",
+                     help="run only these stages (their inputs must be done)")
+    run.add_argument("--until", metavar="NAME", help="run the order up to and including this stage")
+    run.add_argument("--force", action="store_true", help="redo units even when they are fresh")
+    run.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else embedded local Ray)")
+
+    st = sub.add_parser("status", help="units done / partial / failed / stale per stage")
+    _add_common(st)
+    st.add_argument("--input", help="input folder (default: the one the last run used)")
+
+    q = sub.add_parser("query", help="SQL over manifests, rejects and documents (DuckDB)")
+    q.add_argument("sql", help="e.g. \"SELECT stage, status, count(*) FROM shards GROUP BY ALL\"")
+    _add_common(q, with_config=False)
+    q.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+    demo = sub.add_parser("demo", help="make the demo corpus and run the pipeline on it")
+    demo.add_argument("--output", default="curate-demo", help="folder for the corpus and the run")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--address", help="Ray cluster address")
+
+    sub.add_parser("config", help="print every config key with its default")
+    return ap
+
+
+def _resolve_config(args, need_input: bool):
+    overrides = {"output": getattr(args, "output", None), "input": getattr(args, "input", None)}
+    if getattr(args, "config", None):
+        return load_config(args.config, overrides)
+    out = Path(args.output or "curate-out")
+    saved = out / "run-config.json"
+    if not need_input and saved.exists():
+        raw = json.loads(saved.read_text())
+        raw["output"] = str(out)
+        return config_from_dict(raw, overrides)
+    return load_config(None, overrides)
+
+
+def cmd_run(args) -> int:
+    from pipeline.report import run_summary
+    from pipeline.runner import Runner
+
+    cfg = _resolve_config(args, need_input=True)
+    runner = Runner(cfg, address=args.address)
+    result = runner.run(only=args.stage, until=args.until, force=args.force)
+    print(run_summary(Path(cfg.output), result), flush=True)
+    return EXIT_FAILED_UNITS if result.failed else EXIT_OK
+
+
+def cmd_status(args) -> int:
+    from pipeline.report import status_table
+    from pipeline.runner import plan_pipeline
+
+    cfg = _resolve_config(args, need_input=False)
+    print(status_table(Path(cfg.output), plan_pipeline(cfg)))
+    return EXIT_OK
+
+
+def _format_table(columns: list[str], rows: list[tuple]) -> str:
+    def cell(v):
+        s = "NULL" if v is None else str(v)
+        s = s.replace("\n", "\\n")
+        return s if len(s) <= 60 else s[:57] + "..."
+    cells = [[cell(v) for v in r] for r in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    out = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)),
+           "  ".join("-" * w for w in widths)]
+    out += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out)
+
+
+def cmd_query(args) -> int:
+    from manifests.views import connect
+
+    out = Path(args.output or "curate-out")
+    if not (out / "manifests").exists():
+        raise ConfigError(f"{out} has no manifests: run `curate run --output {out}` first")
+    con = connect(out)
+    cur = con.execute(args.sql)
+    columns = [d[0] for d in cur.description] if cur.description else []
+    rows = cur.fetchall() if columns else []
+    if args.format == "table":
+        print(_format_table(columns, rows))
+    elif args.format == "csv":
+        w = csv.writer(sys.stdout)
+        w.writerow(columns)
+        w.writerows(rows)
+    else:
+        print(json.dumps([dict(zip(columns, r)) for r in rows], default=str, ensure_ascii=False, indent=1))
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from pipeline.report import run_summary
+    from pipeline.runner import Runner
+    from tools.make_demo_corpus import make_demo_corpus
+
+    out = Path(args.output)
+    corpus = out / "corpus"
+    info = make_demo_corpus(corpus, seed=args.seed)
+    print(f"demo corpus: {info['files']} WARC files, {info['pages']} pages in "
+          f"{len(info['dumps'])} dumps under {corpus}", flush=True)
+    cfg = load_config(None, {"input": str(corpus), "output": str(out / "run")})
+    result = Runner(cfg, address=args.address).run()
+    print(run_summary(Path(cfg.output), result), flush=True)
+    return EXIT_FAILED_UNITS if result.failed else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipeline.runner import RunError
+    from pipeline.stage import ConservationError
+    from stages.extract import InputError
+
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "config":
+            print(describe_defaults(), end="")
+            return EXIT_OK
+        return {"run": cmd_run, "status": cmd_status, "query": cmd_query, "demo": cmd_demo}[args.command](args)
+    except (ConfigError, InputError, RunError) as exc:
+        print(f"curate: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConservationError as exc:
+        print(f"curate: CONSERVATION CHECK FAILED: {exc}", file=sys.stderr)
+        return EXIT_CONSERVATION
+    except Exception as exc:
+        import duckdb
+        if isinstance(exc, duckdb.Error):
+            print(f"curate: query error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,9 @@
+"""The stages this build has, in their canonical order."""
+from stages.extract import ExtractStage
+
+STAGES = {stage.name: stage for stage in (ExtractStage(),)}
+
+# DeepSeek LLM order: extract -> langid -> dedup -> quality -> remix -> tokenize.
+# Stages not built yet are absent here and from the default order.
+DEFAULT_ORDER = [name for name in ("extract", "langid", "dedup", "quality", "remix", "tokenize")
+                 if name in STAGES]

@@ -1,0 +1,66 @@
+"""Human-readable summaries: end of a run, and `curate status`."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+
+from manifests.manifest import FINISHED, read_rows
+from pipeline.runner import DONE, FAILED_STATE, MISSING, PARTIAL, STALE, RunResult, unit_state
+from pipeline.stage import Unit
+
+
+def top_reasons(output: Path, rows, n: int = 5) -> list[tuple[str, int]]:
+    paths = [str(output / r.rejects_path) for r in rows if r.status in FINISHED and r.rejects_path]
+    if not paths:
+        return []
+    con = duckdb.connect()
+    return con.execute(
+        "SELECT reason, count(*) AS n FROM read_parquet($paths) GROUP BY reason "
+        "ORDER BY n DESC, reason LIMIT $n", {"paths": paths, "n": n}).fetchall()
+
+
+def run_summary(output: Path, result: RunResult) -> str:
+    lines = ["", "Summary", "======="]
+    for st in result.stages:
+        docs_in = sum(r.docs_in for r in st.rows if r.status in FINISHED)
+        docs = sum(r.docs for r in st.rows if r.status in FINISHED)
+        rej = sum(r.rejected for r in st.rows if r.status in FINISHED)
+        lines.append(f"{st.stage:9s} units {st.planned} (ran {st.ran}, already done {st.skipped}"
+                     + (f", waiting {st.blocked}" if st.blocked else "") + f")  docs in {docs_in:,}"
+                     f" -> out {docs:,} + rejected {rej:,}  [{st.seconds:.1f} s]")
+        reasons = top_reasons(output, st.rows)
+        if reasons:
+            lines.append("          top reject reasons: " +
+                         ", ".join(f"{reason} {n:,}" for reason, n in reasons))
+        for r in st.rows:
+            if r.status != DONE:
+                lines.append(f"          {r.status.upper()} {r.unit}: {r.error}")
+    lines.append(f"Query it: curate query \"SELECT * FROM shards\" --output {output}")
+    return "\n".join(lines)
+
+
+def status_table(output: Path, plans: dict[str, list[Unit]]) -> str:
+    head = f"{'stage':9s} {'units':>6s} {'done':>6s} {'partial':>7s} {'failed':>6s} {'stale':>6s} {'missing':>7s} {'docs':>10s} {'bytes':>12s}"
+    lines = [head, "-" * len(head)]
+    problems = []
+    for name, units in plans.items():
+        rows = read_rows(output, name)
+        states = Counter()
+        docs = size = 0
+        for u in units:
+            row = rows.get(u.key)
+            state = unit_state(u, row)
+            states[state] += 1
+            if row is not None and row.status in FINISHED:
+                docs += row.docs
+                size += row.bytes
+            if state in (PARTIAL, FAILED_STATE) and row is not None:
+                problems.append(f"  {name} {u.key} {state}: {row.error}")
+        lines.append(f"{name:9s} {len(units):6d} {states[DONE]:6d} {states[PARTIAL]:7d} "
+                     f"{states[FAILED_STATE]:6d} {states[STALE]:6d} {states[MISSING]:7d} "
+                     f"{docs:10,d} {size:12,d}")
+    if problems:
+        lines += ["", "units that need attention:"] + problems
+    return "\n".join(lines)

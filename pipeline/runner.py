@@ -1,0 +1,252 @@
+"""The runner: plans every stage, skips fresh units, runs the rest as Ray tasks, records.
+
+Only this module knows Ray. A unit is one Ray task (`execute_unit` in a worker); a task
+whose worker dies is retried by Ray (`ray.max_retries`); a unit's own error comes back
+as a `failed` manifest row and the run goes on with the other units.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from manifests.atomic import sweep_temporaries, write_bytes_atomic
+from manifests.manifest import FAILED, FINISHED, ManifestRow, read_rows, remove_row, utcnow, write_row
+from pipeline.config import Config, ConfigError
+from pipeline.registry import STAGES
+from pipeline.stage import ConservationError, PlanContext, Unit, execute_unit
+
+RUN_CONFIG = "run-config.json"
+LOCK_FILE = ".curate.lock"
+
+# unit states (what `curate status` shows)
+DONE, PARTIAL, FAILED_STATE, STALE, MISSING = "done", "partial", "failed", "stale", "missing"
+
+
+def unit_state(unit: Unit, row: ManifestRow | None) -> str:
+    if row is None:
+        return MISSING
+    if row.fingerprint != unit.fingerprint:
+        return STALE
+    return row.status
+
+
+def plan_pipeline(config: Config) -> dict[str, list[Unit]]:
+    """Plan every stage of the order; a stage's plan uses the planned (not the recorded)
+    fingerprints of the stage before it, so a change upstream shows as stale downstream."""
+    output = Path(config.output)
+    planned: dict[str, list[Unit]] = {}
+    previous = None
+    for name in config.order:
+        ctx = PlanContext(config=config, output=output, upstream=planned, previous=previous)
+        planned[name] = STAGES[name].plan(ctx)
+        previous = name
+    return planned
+
+
+@dataclass
+class StageResult:
+    stage: str
+    planned: int = 0
+    skipped: int = 0                # already done with the same fingerprint
+    ran: int = 0
+    blocked: int = 0                # waiting on an unfinished upstream unit
+    rows: list[ManifestRow] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.rows if r.status == status)
+
+
+@dataclass
+class RunResult:
+    stages: list[StageResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return sum(r.count(FAILED) for r in self.stages)
+
+
+class RunError(RuntimeError):
+    """The run cannot start or go on (lock held, upstream missing, ...)."""
+
+
+@contextlib.contextmanager
+def output_lock(output: Path):
+    """One driver per output folder. flock is released by the OS when a driver dies,
+    so a killed run never leaves a stale lock behind."""
+    output.mkdir(parents=True, exist_ok=True)
+    fh = open(output / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise RunError(f"{output} is in use by another curate run ({holder}); "
+                       "wait for it or use another --output") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()} since {utcnow().isoformat(timespec='seconds')}\n")
+    fh.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+
+
+def ensure_ray(config: Config, address: str | None = None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    addr = address or config.ray.address or os.environ.get("RAY_ADDRESS")
+    common = dict(logging_level=logging.WARNING, log_to_driver=False,
+                  configure_logging=True)
+    if addr:
+        ray.init(address=addr, **common)
+    else:
+        ray.init(num_cpus=config.ray.num_cpus or os.cpu_count(), include_dashboard=False,
+                 **common)
+
+
+def _remote_unit(stage_name: str, settings, unit: Unit, output: str) -> ManifestRow:
+    from pipeline.registry import STAGES as registry
+    return execute_unit(registry[stage_name], settings, unit, output)
+
+
+class Runner:
+    def __init__(self, config: Config, log: Callable[[str], None] | None = None,
+                 address: str | None = None):
+        self.config = config
+        self.output = Path(config.output)
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.address = address
+
+    # -- planning -----------------------------------------------------------------------
+    def select(self, only: list[str] | None, until: str | None) -> list[str]:
+        order = self.config.order
+        for name in (only or []) + ([until] if until else []):
+            if name not in order:
+                raise ConfigError(f"stage '{name}' is not in the order {order}")
+        names = order[: order.index(until) + 1] if until else list(order)
+        if only:
+            names = [n for n in names if n in only]
+        return names
+
+    # -- running ------------------------------------------------------------------------
+    def run(self, only: list[str] | None = None, until: str | None = None,
+            force: bool = False) -> RunResult:
+        names = self.select(only, until)
+        plans = plan_pipeline(self.config)
+        result = RunResult()
+        with output_lock(self.output):
+            write_bytes_atomic(json.dumps(self.config.to_dict(), indent=2).encode(),
+                               self.output / RUN_CONFIG)
+            for name in names:
+                idx = self.config.order.index(name)
+                previous = self.config.order[idx - 1] if idx else None
+                result.stages.append(self._run_stage(name, plans[name], previous, force))
+        return result
+
+    def _run_stage(self, name: str, units: list[Unit], previous: str | None,
+                   force: bool) -> StageResult:
+        import ray
+
+        stage = STAGES[name]
+        settings = self.config.settings(name)
+        res = StageResult(name, planned=len(units))
+        t0 = time.perf_counter()
+        swept = sum(sweep_temporaries(self.output / sub)
+                    for sub in (name, f"rejects/{name}", f"manifests/{name}"))
+        if swept:
+            self.log(f"[{name}] removed {swept} temporary files left by an interrupted run")
+        rows = read_rows(self.output, name)
+        self._drop_orphans(name, units, rows)
+        upstream_rows = read_rows(self.output, previous) if previous else {}
+
+        todo = []
+        for unit in units:
+            state = unit_state(unit, rows.get(unit.key))
+            if state in FINISHED and not force:
+                res.skipped += 1
+                res.rows.append(rows[unit.key])
+                continue
+            if previous:
+                up = upstream_rows.get(unit.key)
+                if up is None or up.status not in FINISHED or up.fingerprint != unit.inputs[0].fingerprint:
+                    res.blocked += 1
+                    continue
+            todo.append(unit)
+        if res.blocked:
+            self.log(f"[{name}] {res.blocked} units wait on {previous} units that are not "
+                     f"finished (run `curate status` to see which)")
+        self.log(f"[{name}] {len(units)} units: {res.skipped} already done, {len(todo)} to run")
+
+        if not todo:
+            res.seconds = time.perf_counter() - t0
+            self._check_conservation(name, res, upstream_rows)
+            return res
+        ensure_ray(self.config, self.address)
+        remote = ray.remote(_remote_unit).options(
+            num_cpus=1, max_retries=self.config.ray.max_retries, retry_exceptions=False)
+        pending = {remote.remote(name, settings, u, str(self.output.resolve())): u for u in todo}
+        done_docs = done_in = 0
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            ref = ready[0]
+            unit = pending.pop(ref)
+            try:
+                row = ray.get(ref)
+            except Exception as exc:        # the worker died on every retry
+                row = ManifestRow(stage=name, unit=unit.key, fingerprint=unit.fingerprint,
+                                  status=FAILED, dump=unit.dump, inputs=[i.path for i in unit.inputs],
+                                  error=f"worker lost: {type(exc).__name__}: {str(exc)[:300]}",
+                                  finished_at=utcnow())
+                write_row(self.output, row)
+            res.ran += 1
+            res.rows.append(row)
+            done_docs += row.docs
+            done_in += row.docs_in
+            elapsed = time.perf_counter() - t0
+            note = "" if row.status == "done" else f"  {row.status.upper()}: {row.error}"
+            self.log(f"[{name}] {res.ran}/{len(todo)} {unit.key}: {row.docs_in} in, {row.docs} out, "
+                     f"{row.rejected} rejected ({done_in / max(elapsed, 1e-9):.0f} docs/s){note}")
+        res.seconds = time.perf_counter() - t0
+        self._check_conservation(name, res, upstream_rows)
+        return res
+
+    def _drop_orphans(self, name: str, units: list[Unit], rows: dict[str, ManifestRow]) -> None:
+        """Outputs of units that are no longer planned (an input file went away)."""
+        keys = {u.key for u in units}
+        for key, row in rows.items():
+            if key in keys:
+                continue
+            for rel in (row.path, row.rejects_path):
+                if rel:
+                    (self.output / rel).unlink(missing_ok=True)
+            remove_row(self.output, name, key)
+            self.log(f"[{name}] removed outputs of {key}: its input is no longer there")
+
+    def _check_conservation(self, name: str, res: StageResult,
+                            upstream_rows: dict[str, ManifestRow]) -> None:
+        problems = []
+        for row in res.rows:
+            if row.status not in FINISHED:
+                continue
+            if row.docs_in != row.docs + row.rejected:
+                problems.append(f"{row.unit}: {row.docs_in} in != {row.docs} out + {row.rejected} rejected")
+            up = upstream_rows.get(row.unit)
+            if up is not None and row.docs_in != up.docs:
+                problems.append(f"{row.unit}: read {row.docs_in} documents, but the "
+                                f"upstream shard holds {up.docs}")
+        if problems:
+            raise ConservationError(f"[{name}] documents in != out + rejected:\n  " + "\n  ".join(problems))

@@ -1,0 +1,253 @@
+"""The stage protocol: how a stage plans its units of work and processes one unit.
+
+A stage never touches Ray, manifests or temporary files: it plans `Unit`s (pure, from
+the config and the upstream plan) and, for one unit, reads its inputs and hands
+documents and rejects to a `UnitSink`. `execute_unit` wraps that with everything
+the record needs: atomic shard writes, conservation check, checksum, manifest row.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Iterable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+import pipeline
+from manifests.atomic import publish, sha256_file, temp_path_for
+from manifests.manifest import DONE, FAILED, PARTIAL, ManifestRow, utcnow, write_row
+from pipeline.schema import REJECT_SCHEMA
+
+ROW_GROUP_DOCS = 2000
+
+
+@dataclass(frozen=True)
+class InputRef:
+    path: str           # a source file (absolute) or an upstream shard (relative to output)
+    fingerprint: str
+
+
+@dataclass
+class Unit:
+    stage: str
+    key: str                    # stable name, e.g. "CC-MAIN-2024-10/CC-MAIN-2024-10-00000"
+    dump: str | None
+    inputs: list[InputRef]
+    out_path: str               # relative to the output folder
+    rejects_path: str
+    lang: str | None = None
+    fingerprint: str = ""
+
+
+def fingerprint(stage: "Stage", settings: Any, inputs: Iterable[InputRef]) -> str:
+    """Settings + input fingerprints + code version: equal fingerprints, equal outputs."""
+    payload = {
+        "stage": stage.name,
+        "code": f"{pipeline.__version__}/{stage.code_version}",
+        "settings": stage.fingerprint_settings(settings),
+        "inputs": [i.fingerprint for i in inputs],
+    }
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:24]
+
+
+@dataclass
+class PlanContext:
+    config: Any                                 # pipeline.config.Config
+    output: Path
+    upstream: dict[str, list[Unit]] = field(default_factory=dict)   # planned units by stage
+    previous: str | None = None                 # the stage before this one in the order
+
+
+class Stage:
+    name: ClassVar[str]
+    code_version: ClassVar[str] = "1"           # bump when output changes for the same settings
+    settings_cls: ClassVar[type]
+    requires: ClassVar[tuple[str, ...]] = ()    # stages that must come earlier in the order
+    summary: ClassVar[str] = ""
+
+    def plan(self, ctx: PlanContext) -> list[Unit]:
+        raise NotImplementedError
+
+    def process(self, unit: Unit, settings: Any, sink: "UnitSink") -> None:
+        raise NotImplementedError
+
+    def fingerprint_settings(self, settings: Any) -> dict:
+        """The settings that change outputs (all of them, unless a stage says otherwise)."""
+        return asdict(settings)
+
+
+def plan_one_to_one(stage: Stage, ctx: PlanContext) -> list[Unit]:
+    """Plan a map stage: one unit per shard of the previous stage, same key."""
+    settings = ctx.config.settings(stage.name)
+    units = []
+    for up in ctx.upstream[ctx.previous]:
+        ref = InputRef(up.out_path, up.fingerprint)
+        unit = Unit(stage.name, up.key, up.dump, [ref],
+                    out_path=f"{stage.name}/{up.key}.parquet",
+                    rejects_path=f"rejects/{stage.name}/{up.key}.parquet", lang=up.lang)
+        unit.fingerprint = fingerprint(stage, settings, unit.inputs)
+        units.append(unit)
+    return units
+
+
+class ConservationError(RuntimeError):
+    pass
+
+
+class UnitSink:
+    """Where a stage puts one unit's results: streamed to temporary Parquet files."""
+
+    def __init__(self, output: Path, unit: Unit):
+        self.output = output
+        self.unit = unit
+        self.docs_in = 0
+        self.docs = 0
+        self.rejected = 0
+        self.chars = 0
+        self.damage: list[str] = []
+        self.stats: dict[str, Any] = {}
+        self._schema: pa.Schema | None = None
+        self._doc_path = output / unit.out_path
+        self._rej_path = output / unit.rejects_path
+        self._doc_tmp = temp_path_for(self._doc_path)
+        self._rej_tmp = temp_path_for(self._rej_path)
+        self._doc_writer: pq.ParquetWriter | None = None
+        self._rej_writer: pq.ParquetWriter | None = None
+        self._rej_buffer: list[dict] = []
+
+    # -- what a stage calls -------------------------------------------------------------
+    def set_schema(self, schema: pa.Schema) -> None:
+        self._schema = schema
+
+    def count_in(self, n: int = 1) -> None:
+        self.docs_in += n
+
+    def add_docs(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        table = table.select(self._schema.names).cast(self._schema)
+        if self._doc_writer is None:
+            self._doc_path.parent.mkdir(parents=True, exist_ok=True)
+            self._doc_writer = pq.ParquetWriter(self._doc_tmp, self._schema, compression="zstd")
+        self._doc_writer.write_table(table, row_group_size=ROW_GROUP_DOCS)
+        self.docs += table.num_rows
+        if "n_chars" in table.column_names:
+            self.chars += pc.sum(table["n_chars"]).as_py() or 0
+
+    def reject(self, reason: str, detail: str | None, doc_id: str | None, dump: str | None,
+               url: str | None, source: str | None = None) -> None:
+        self._rej_buffer.append({"stage": self.unit.stage, "reason": reason, "detail": detail,
+                                 "id": doc_id, "dump": dump, "url": url, "source": source})
+        self.rejected += 1
+        if len(self._rej_buffer) >= ROW_GROUP_DOCS:
+            self._flush_rejects()
+
+    def add_rejects(self, table: pa.Table) -> None:
+        """Bulk rejects: a table with the REJECT_SCHEMA columns (stage is filled in)."""
+        if table.num_rows == 0:
+            return
+        if "stage" not in table.column_names:
+            table = table.append_column("stage", pa.array([self.unit.stage] * table.num_rows))
+        self._flush_rejects()
+        self._write_rejects(table.select(REJECT_SCHEMA.names).cast(REJECT_SCHEMA))
+        self.rejected += table.num_rows
+
+    def report_damage(self, message: str) -> None:
+        """The input is damaged: what was read is kept, the unit is marked partial."""
+        self.damage.append(message)
+
+    # -- what execute_unit calls --------------------------------------------------------
+    def _flush_rejects(self) -> None:
+        if self._rej_buffer:
+            self._write_rejects(pa.Table.from_pylist(self._rej_buffer, schema=REJECT_SCHEMA))
+            self._rej_buffer = []
+
+    def _write_rejects(self, table: pa.Table) -> None:
+        if self._rej_writer is None:
+            self._rej_path.parent.mkdir(parents=True, exist_ok=True)
+            self._rej_writer = pq.ParquetWriter(self._rej_tmp, REJECT_SCHEMA, compression="zstd")
+        self._rej_writer.write_table(table)
+
+    def finish(self) -> None:
+        """Close files and move them into place: documents first, then rejects."""
+        if self._schema is None:
+            raise RuntimeError(f"stage {self.unit.stage} never set its output schema")
+        self._flush_rejects()
+        if self._doc_writer is None:
+            self._doc_path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(self._schema.empty_table(), self._doc_tmp, compression="zstd")
+        else:
+            self._doc_writer.close()
+        if self._rej_writer is None:
+            self._rej_path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(REJECT_SCHEMA.empty_table(), self._rej_tmp, compression="zstd")
+        else:
+            self._rej_writer.close()
+        publish(self._doc_tmp, self._doc_path)
+        publish(self._rej_tmp, self._rej_path)
+
+    def abandon(self) -> None:
+        for writer in (self._doc_writer, self._rej_writer):
+            if writer is not None:
+                try:
+                    writer.close()
+                except Exception:
+                    pass
+        for p in (self._doc_tmp, self._rej_tmp, self._doc_path, self._rej_path):
+            p.unlink(missing_ok=True)
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _one_line(exc: BaseException) -> str:
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def execute_unit(stage: Stage, settings: Any, unit: Unit, output: str | Path) -> ManifestRow:
+    """Run one unit to completion and record it. Never raises for a unit's own error:
+    the error becomes a `failed` manifest row (and no shard), so the run goes on."""
+    output = Path(output)
+    started = utcnow()
+    row = ManifestRow(stage=unit.stage, unit=unit.key, fingerprint=unit.fingerprint,
+                      status=FAILED, dump=unit.dump, lang=unit.lang,
+                      inputs=[i.path for i in unit.inputs],
+                      code_version=f"{pipeline.__version__}/{stage.code_version}",
+                      started_at=started, worker=_worker_name())
+    sink = UnitSink(output, unit)
+    try:
+        stage.process(unit, settings, sink)
+        if sink.docs_in != sink.docs + sink.rejected:
+            raise ConservationError(
+                f"{unit.stage} {unit.key}: {sink.docs_in} documents in, but {sink.docs} out "
+                f"+ {sink.rejected} rejected = {sink.docs + sink.rejected}")
+        sink.finish()
+    except Exception as exc:
+        sink.abandon()
+        row.error = _one_line(exc)
+        row.finished_at = utcnow()
+        write_row(output, row)
+        return row
+    doc_file = output / unit.out_path
+    row.status = PARTIAL if sink.damage else DONE
+    row.error = "; ".join(sink.damage) or None
+    row.path = unit.out_path
+    row.rejects_path = unit.rejects_path
+    row.docs, row.docs_in, row.rejected, row.chars = sink.docs, sink.docs_in, sink.rejected, sink.chars
+    row.bytes = doc_file.stat().st_size
+    row.sha256 = sha256_file(doc_file)
+    row.stats = json.dumps(sink.stats, sort_keys=True) if sink.stats else None
+    row.finished_at = utcnow()
+    write_row(output, row)          # last: a shard without a manifest row does not exist
+    return row

@@ -1,0 +1,139 @@
+"""HTTP payloads inside WARC response records: status, headers, body, charset."""
+from __future__ import annotations
+
+import codecs
+import re
+import zlib
+from dataclasses import dataclass
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+# Types that say nothing about the payload; then the bytes decide (sniffing).
+GENERIC_TYPES = ("", "application/octet-stream", "text/plain", "binary/octet-stream",
+                 "unknown/unknown", "application/unknown")
+_HTML_SNIFF = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body|meta|title|div|p|script)\b",
+                         re.IGNORECASE | re.DOTALL)
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9_:.\-]+)""", re.IGNORECASE)
+_HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?\s*([A-Za-z0-9_:.\-]+)", re.IGNORECASE)
+
+
+class HttpError(ValueError):
+    pass
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    headers: dict[str, str]     # lower-cased names
+    body: bytes
+
+    @property
+    def mime(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def parse_response(block: bytes) -> HttpResponse:
+    end = block.find(b"\r\n\r\n")
+    sep = 4
+    if end < 0:
+        end, sep = block.find(b"\n\n"), 2
+    if end < 0:
+        raise HttpError("no end of HTTP headers")
+    head = block[:end].decode("latin-1")
+    lines = head.replace("\r\n", "\n").split("\n")
+    parts = lines[0].split(None, 2)
+    if len(parts) < 2 or not parts[0].upper().startswith("HTTP/") or not parts[1].isdigit():
+        raise HttpError(f"bad HTTP status line {lines[0][:80]!r}")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, ok, value = line.partition(":")
+        if ok:
+            key = name.strip().lower()
+            headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
+    body = block[end + sep:]
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = _dechunk(body)
+    encoding = headers.get("content-encoding", "").strip().lower()
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        body = _inflate(body, encoding)
+    elif encoding not in ("", "identity", "none"):
+        raise HttpError(f"unsupported Content-Encoding {encoding!r}")
+    return HttpResponse(int(parts[1]), headers, body)
+
+
+def _dechunk(body: bytes) -> bytes:
+    """Undo chunked transfer encoding; bodies that only claim it are kept as they are."""
+    out, pos = bytearray(), 0
+    try:
+        while True:
+            eol = body.index(b"\r\n", pos)
+            size = int(body[pos:eol].split(b";")[0].strip(), 16)
+            if size == 0:
+                return bytes(out)
+            start = eol + 2
+            if start + size > len(body):
+                return body
+            out += body[start:start + size]
+            pos = start + size + 2
+    except ValueError:
+        return body     # crawlers often store de-chunked bodies with the header left in
+
+
+def _inflate(body: bytes, encoding: str) -> bytes:
+    for wbits in ((31, 15, -15) if encoding != "deflate" else (15, -15, 31)):
+        try:
+            return zlib.decompressobj(wbits).decompress(body)
+        except zlib.error:
+            continue
+    raise HttpError(f"body does not decode as {encoding}")
+
+
+def is_html(resp: HttpResponse) -> bool:
+    mime = resp.mime
+    if mime in HTML_TYPES:
+        return True
+    if mime in GENERIC_TYPES:
+        return bool(_HTML_SNIFF.match(resp.body[:2048]))
+    return False
+
+
+def _codec(name: str | None) -> str | None:
+    if not name:
+        return None
+    try:
+        return codecs.lookup(name.strip().lower()).name
+    except LookupError:
+        return None
+
+
+def decode_html(body: bytes, content_type: str) -> tuple[str, str]:
+    """Text and the charset used: declared charset (header, then <meta>) if it decodes
+    cleanly, else UTF-8, else a statistical guess, else UTF-8 with replacement characters.
+    Never raises: undecodable bytes become U+FFFD."""
+    m = _HEADER_CHARSET.search(content_type or "")
+    candidates = [_codec(m.group(1))] if m else []
+    mm = _META_CHARSET.search(body[:4096])
+    if mm:
+        candidates.append(_codec(mm.group(1).decode("ascii", "ignore")))
+    candidates.append("utf-8")
+    seen = set()
+    for name in candidates:
+        if not name or name in seen:
+            continue
+        seen.add(name)
+        # Pages labelled latin-1/ascii are nearly always windows-1252 (WHATWG rule).
+        name = "cp1252" if name in ("latin-1", "iso8859-1", "ascii") else name
+        # GB2312 labels routinely carry GBK/GB18030 characters.
+        name = "gb18030" if name in ("gb2312", "gbk") else name
+        try:
+            return body.decode(name), name
+        except (UnicodeDecodeError, LookupError):
+            continue
+    try:
+        from charset_normalizer import from_bytes
+        best = from_bytes(body[:65536]).best()
+        if best is not None and best.encoding:
+            return body.decode(best.encoding, errors="replace"), best.encoding
+    except Exception:                       # a guesser failure must not stop extraction
+        pass
+    return body.decode("utf-8", errors="replace"), "utf-8-replace"
