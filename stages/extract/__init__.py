@@ -147,13 +147,12 @@ class ExtractStage(Stage):
             raise InputError("no input folder: give --input DIR or `input:` in the config")
         settings = ctx.config.settings(self.name)
         found, _ = list_inputs(ctx.config.input)
-        units, seen = [], {}
+        stems = Counter((dump, unit_stem(p.name)) for dump, p in found)
+        units = []
         for dump, path in found:
-            key = f"{dump}/{unit_stem(path.name)}"
-            if key in seen:
-                raise InputError(f"{path} and {seen[key]} would write the same shard {key}; "
-                                 "keep one of them")
-            seen[key] = path
+            # example.warc and example.warc.gz side by side: both keep their full names
+            stem = unit_stem(path.name)
+            key = f"{dump}/{stem if stems[(dump, stem)] == 1 else path.name}"
             ref = InputRef(str(path.resolve()), sample_fingerprint(path, f"{dump}/{path.name}"))
             unit = Unit(self.name, key, dump, [ref], out_path=f"extract/{key}.parquet",
                         rejects_path=f"rejects/extract/{key}.parquet")

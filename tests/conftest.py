@@ -1,0 +1,76 @@
+"""Shared fixtures: the real data in ../shared, one Ray for the whole session, runs."""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CURATE_SHARED", REPO.parent / "shared")).resolve()
+DATA = SHARED / "data"
+
+
+def pytest_configure(config):
+    if not DATA.is_dir():
+        raise pytest.UsageError(
+            f"the shared test data is not at {DATA}; set CURATE_SHARED to the shared/ folder")
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """One local Ray for all tests (ray.init costs seconds); in-process runs reuse it and
+    subprocess runs connect to it with --address."""
+    import ray
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+def run_stages(ray_address, input_dir, output, stages=None, force=False, **sections):
+    """Run the pipeline in this process (on the session's Ray) and return its RunResult."""
+    from pipeline.config import config_from_dict
+    from pipeline.runner import Runner
+    raw = {"input": str(input_dir), "output": str(output), **sections}
+    cfg = config_from_dict(raw)
+    return Runner(cfg, address=ray_address, log=lambda m: print(m)).run(only=stages, force=force)
+
+
+def read_shards(output, stage, kind="docs"):
+    """Rows of every finished shard of a stage, as Python dicts (via the manifests)."""
+    from manifests.manifest import FINISHED, read_rows
+    rows = []
+    for row in read_rows(output, stage).values():
+        if row.status in FINISHED:
+            path = row.path if kind == "docs" else row.rejects_path
+            rows += pq.read_table(Path(output) / path).to_pylist()
+    return rows
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory):
+    from tools.make_demo_corpus import make_demo_corpus
+    folder = tmp_path_factory.mktemp("demo") / "corpus"
+    make_demo_corpus(folder, seed=0)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def crawl_extract(ray_address, tmp_path_factory):
+    """extract over all three dumps of the shared English crawl, once per session."""
+    out = tmp_path_factory.mktemp("crawl") / "out"
+    result = run_stages(ray_address, DATA / "crawl", out, stages=["extract"])
+    return out, result
+
+
+def curate_cmd() -> list[str]:
+    exe = Path(sys.executable).with_name("curate")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "pipeline.cli"]
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
