@@ -114,8 +114,10 @@ def ensure_ray(config: Config, address: str | None = None) -> None:
     if addr:
         ray.init(address=addr, **common)
     else:
-        ray.init(num_cpus=config.ray.num_cpus or os.cpu_count(), include_dashboard=False,
-                 **common)
+        # "local": always a fresh embedded Ray; never silently join a cluster that
+        # `ray start` left on this machine (ray.init's default would).
+        ray.init(address="local", num_cpus=config.ray.num_cpus or os.cpu_count(),
+                 include_dashboard=False, **common)
 
 
 def _remote_unit(stage_name: str, settings, unit: Unit, output: str) -> ManifestRow:

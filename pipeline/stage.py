@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import socket
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -247,7 +248,9 @@ def execute_unit(stage: Stage, settings: Any, unit: Unit, output: str | Path) ->
     row.docs, row.docs_in, row.rejected, row.chars = sink.docs, sink.docs_in, sink.rejected, sink.chars
     row.bytes = doc_file.stat().st_size
     row.sha256 = sha256_file(doc_file)
-    row.stats = json.dumps(sink.stats, sort_keys=True) if sink.stats else None
+    sink.stats["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    sink.stats["seconds"] = round((utcnow() - started).total_seconds(), 3)
+    row.stats = json.dumps(sink.stats, sort_keys=True)
     row.finished_at = utcnow()
     write_row(output, row)          # last: a shard without a manifest row does not exist
     return row

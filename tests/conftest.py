@@ -25,7 +25,7 @@ def ray_address():
     """One local Ray for all tests (ray.init costs seconds); in-process runs reuse it and
     subprocess runs connect to it with --address."""
     import ray
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
@@ -74,3 +74,20 @@ def curate_cmd() -> list[str]:
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def demo_run(ray_address, demo_corpus, tmp_path_factory):
+    """extract over the demo corpus, once per session (the reference for rerun tests)."""
+    out = tmp_path_factory.mktemp("demo-run") / "out"
+    first = run_stages(ray_address, demo_corpus, out, stages=["extract"])
+    return out, first
+
+
+def doc_set(out, stage="extract"):
+    """(id, sha256 of text) of every document of a stage; fails on duplicates."""
+    import hashlib
+    docs = read_shards(out, stage)
+    keys = [(d["id"], hashlib.sha256(d["text"].encode()).hexdigest()) for d in docs]
+    assert len(keys) == len(set(keys)), "a document was written twice"
+    return set(keys)

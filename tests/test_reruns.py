@@ -8,27 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import curate_cmd, read_shards, run_stages
+from conftest import curate_cmd, doc_set, read_shards, run_stages
 from manifests.manifest import read_rows
 
 
 def _snapshot(out: Path) -> dict:
     return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(out.rglob("*.parquet"))}
-
-
-def _doc_set(out: Path):
-    docs = read_shards(out, "extract")
-    keys = [(d["id"], hashlib.sha256(d["text"].encode()).hexdigest()) for d in docs]
-    assert len(keys) == len(set(keys)), "a document was written twice"
-    return set(keys)
-
-
-@pytest.fixture(scope="module")
-def demo_run(ray_address, demo_corpus, tmp_path_factory):
-    out = tmp_path_factory.mktemp("rerun") / "out"
-    first = run_stages(ray_address, demo_corpus, out, stages=["extract"])
-    return out, first
 
 
 def test_rerun_is_a_noop(ray_address, demo_corpus, demo_run):
@@ -102,5 +88,5 @@ def test_killed_driver_then_rerun_loses_nothing_and_duplicates_nothing(ray_addre
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     # Workers of the killed driver may finish the unit they hold; the rest is redone.
     assert "already done" in rerun.stderr and "to run" in rerun.stderr
-    assert _doc_set(out) == _doc_set(reference)
+    assert doc_set(out) == doc_set(reference)
     assert not [p for p in out.rglob("*") if ".tmp-" in p.name]

@@ -107,24 +107,24 @@ def _codec(name: str | None) -> str | None:
 
 
 def decode_html(body: bytes, content_type: str) -> tuple[str, str]:
-    """Text and the charset used: declared charset (header, then <meta>) if it decodes
-    cleanly, else UTF-8, else a statistical guess, else UTF-8 with replacement characters.
-    Never raises: undecodable bytes become U+FFFD."""
+    """Text and the charset used. Bytes that are valid UTF-8 are UTF-8 whatever the label
+    says (mislabelled UTF-8 is common; other encodings' non-ASCII text is almost never
+    valid UTF-8); else the declared charset (header, then <meta>) if it decodes cleanly;
+    else a statistical guess; else UTF-8 with U+FFFD. Never raises."""
+    try:
+        return body.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
     m = _HEADER_CHARSET.search(content_type or "")
     candidates = [_codec(m.group(1))] if m else []
     mm = _META_CHARSET.search(body[:4096])
     if mm:
         candidates.append(_codec(mm.group(1).decode("ascii", "ignore")))
-    candidates.append("utf-8")
-    seen = set()
-    for name in candidates:
-        if not name or name in seen:
-            continue
-        seen.add(name)
-        # Pages labelled latin-1/ascii are nearly always windows-1252 (WHATWG rule).
-        name = "cp1252" if name in ("latin-1", "iso8859-1", "ascii") else name
+    for name in dict.fromkeys(c for c in candidates if c):
+        # Pages labelled latin-1/ascii are nearly always windows-1252 (WHATWG rule);
         # GB2312 labels routinely carry GBK/GB18030 characters.
-        name = "gb18030" if name in ("gb2312", "gbk") else name
+        name = {"latin-1": "cp1252", "iso8859-1": "cp1252", "ascii": "cp1252",
+                "gb2312": "gb18030", "gbk": "gb18030"}.get(name, name)
         try:
             return body.decode(name), name
         except (UnicodeDecodeError, LookupError):
