@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--address", help="Ray cluster address")
 
     sub.add_parser("config", help="print every config key with its default")
+
+    models = sub.add_parser("models", help="models the stages use")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    fetch = msub.add_parser("fetch", help="put the fastText language-ID model in the user cache")
+    fetch.add_argument("--official", action="store_true",
+                       help="take lid.176.bin from fastText's own site (needs open internet)")
     return ap
 
 
@@ -138,14 +144,20 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.runner import RunError
     from pipeline.stage import ConservationError
     from stages.extract import InputError
+    from stages.langid.model import ModelError
 
     args = build_parser().parse_args(argv)
     try:
         if args.command == "config":
             print(describe_defaults(), end="")
             return EXIT_OK
+        if args.command == "models":
+            from stages.langid.model import LID_LICENCE, fetch_lid_model
+            path = fetch_lid_model(official=args.official)
+            print(f"{path}  ({LID_LICENCE})")
+            return EXIT_OK
         return {"run": cmd_run, "status": cmd_status, "query": cmd_query, "demo": cmd_demo}[args.command](args)
-    except (ConfigError, InputError, RunError) as exc:
+    except (ConfigError, InputError, RunError, ModelError) as exc:
         print(f"curate: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ConservationError as exc:

@@ -1,7 +1,8 @@
 """The stages this build has, in their canonical order."""
 from stages.extract import ExtractStage
+from stages.langid import LangidStage
 
-STAGES = {stage.name: stage for stage in (ExtractStage(),)}
+STAGES = {stage.name: stage for stage in (ExtractStage(), LangidStage())}
 
 # DeepSeek LLM order: extract -> langid -> dedup -> quality -> remix -> tokenize.
 # Stages not built yet are absent here and from the default order.

@@ -197,6 +197,7 @@ class Runner:
             res.seconds = time.perf_counter() - t0
             self._check_conservation(name, res, upstream_rows)
             return res
+        stage.prepare(settings)
         ensure_ray(self.config, self.address)
         remote = ray.remote(_remote_unit).options(
             num_cpus=1, max_retries=self.config.ray.max_retries, retry_exceptions=False)

@@ -80,6 +80,9 @@ class Stage:
     def process(self, unit: Unit, settings: Any, sink: "UnitSink") -> None:
         raise NotImplementedError
 
+    def prepare(self, settings: Any) -> None:
+        """Runs once in the driver before any unit is submitted (fetch a model, ...)."""
+
     def fingerprint_settings(self, settings: Any) -> dict:
         """The settings that change outputs (all of them, unless a stage says otherwise)."""
         return asdict(settings)
