@@ -1,0 +1,15 @@
+"""Pure text filters: text in, signals and a keep/reject verdict out. No Ray, no I/O.
+
+Each filter is a dataclass whose fields are its thresholds, with the published values
+as defaults (Gopher, C4, FineWeb, FineWeb-2). `signals(doc)` measures; `verdict(signals)`
+returns None (keep) or a reason such as "gopher_quality:word_count". FILTERS maps the
+names used in config to the classes.
+"""
+from filters.c4 import C4Filter
+from filters.chinese import ChineseQualityFilter, ChineseRepetitionFilter
+from filters.fineweb import FineWebFilter
+from filters.gopher import GopherQualityFilter, GopherRepetitionFilter
+
+FILTERS = {cls.name: cls for cls in (
+    GopherQualityFilter, GopherRepetitionFilter, C4Filter, FineWebFilter,
+    ChineseQualityFilter, ChineseRepetitionFilter)}

@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("config", help="print every config key with its default")
 
+    tq = sub.add_parser("train-quality", help="train a fastText quality classifier (DCLM style)")
+    from tools.train_quality import add_arguments
+    add_arguments(tq)
+
     models = sub.add_parser("models", help="models the stages use")
     msub = models.add_subparsers(dest="models_command", required=True)
     fetch = msub.add_parser("fetch", help="put the fastText language-ID model in the user cache")
@@ -151,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "config":
             print(describe_defaults(), end="")
             return EXIT_OK
+        if args.command == "train-quality":
+            from tools.train_quality import run as train_run
+            return train_run(args)
         if args.command == "models":
             from stages.langid.model import LID_LICENCE, fetch_lid_model
             path = fetch_lid_model(official=args.official)

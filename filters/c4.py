@@ -1,0 +1,69 @@
+"""C4 rules (Raffel et al. 2020, "Exploring the Limits of Transfer Learning", section 2.2).
+
+C4 keeps lines that end in terminal punctuation, have at least 3 words and mention no
+javascript or cookie/terms policy; it drops pages with "lorem ipsum" or a curly bracket,
+and pages with fewer than 5 sentences left. Tag, then select: the text is not rewritten;
+the signals say how much C4 would have cut and the verdict uses what would remain.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from filters.gopher import fail
+from filters.text import TextView
+
+TERMINAL = (".", "!", "?", '"', "'", "”", "’")
+POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies",
+                  "use of cookies", "use cookies")
+_SENTENCE_END = re.compile(r"[.!?]+(?=[\s\"'”’)\]]|$)")
+
+
+@dataclass
+class C4Filter:
+    name: ClassVar[str] = "c4"
+    min_sentences: int = 5
+    min_words_per_line: int = 3
+    filter_lorem_ipsum: bool = True
+    filter_curly_bracket: bool = True
+    policy_phrases: tuple = field(default=POLICY_PHRASES)
+
+    def signal_names(self) -> list[str]:
+        return ["c4_terminal_punct_lines_ratio", "c4_javascript_lines", "c4_policy_lines",
+                "c4_kept_lines_ratio", "c4_sentences", "c4_lorem_ipsum", "c4_curly_bracket"]
+
+    def signals(self, doc: TextView) -> dict[str, float]:
+        lines = doc.lines
+        terminal = js = policy = 0
+        kept: list[str] = []
+        for ln in lines:
+            low = ln.lower()
+            ends = ln.endswith(TERMINAL)
+            terminal += ends
+            has_js = "javascript" in low
+            has_policy = any(p in low for p in self.policy_phrases)
+            js += has_js
+            policy += has_policy
+            if ends and not has_js and not has_policy and len(ln.split()) >= self.min_words_per_line:
+                kept.append(ln)
+        n = len(lines) or 1
+        low_text = doc.text.lower()
+        return {
+            "c4_terminal_punct_lines_ratio": terminal / n,
+            "c4_javascript_lines": js,
+            "c4_policy_lines": policy,
+            "c4_kept_lines_ratio": len(kept) / n,
+            "c4_sentences": sum(len(_SENTENCE_END.findall(ln)) for ln in kept),
+            "c4_lorem_ipsum": float("lorem ipsum" in low_text),
+            "c4_curly_bracket": float("{" in doc.text),
+        }
+
+    def verdict(self, s: dict[str, float]) -> tuple[str, str] | None:
+        if self.filter_lorem_ipsum and s["c4_lorem_ipsum"]:
+            return "c4:lorem_ipsum", "contains 'lorem ipsum'"
+        if self.filter_curly_bracket and s["c4_curly_bracket"]:
+            return "c4:curly_bracket", "contains '{'"
+        if s["c4_sentences"] < self.min_sentences:
+            return fail(self.name, "min_sentences", s["c4_sentences"], "<", self.min_sentences)
+        return None

@@ -1,0 +1,52 @@
+"""FineWeb's own rules (Penedo et al. 2024, "The FineWeb Datasets", section 3.4), English.
+
+Thresholds as datatrove's FineWebQualityFilter: lines ending in punctuation <= 12% of
+lines, short lines (<= 30 chars) >= 67%, characters in duplicated lines >= 1%, or more
+than 0.3 newlines per word reject the page.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from filters.gopher import fail
+from filters.text import TextView, duplicate_fraction
+
+LINE_END_PUNCT = (".", "?", "!", '"', "'", "…", "”", "’", ":", ";")
+
+
+@dataclass
+class FineWebFilter:
+    name: ClassVar[str] = "fineweb"
+    min_line_punct_ratio: float = 0.12
+    max_short_line_ratio: float = 0.67
+    short_line_chars: int = 30
+    max_char_dup_ratio: float = 0.01
+    max_newline_ratio: float = 0.3
+
+    def signal_names(self) -> list[str]:
+        return ["fineweb_line_punct_ratio", "fineweb_short_line_ratio", "fineweb_char_dup_ratio",
+                "fineweb_newline_ratio"]
+
+    def signals(self, doc: TextView) -> dict[str, float]:
+        lines = doc.lines
+        n = len(lines) or 1
+        _, dup_chars = duplicate_fraction(lines)
+        words = len(doc.words)
+        return {
+            "fineweb_line_punct_ratio": sum(ln.endswith(LINE_END_PUNCT) for ln in lines) / n,
+            "fineweb_short_line_ratio": sum(len(ln) <= self.short_line_chars for ln in lines) / n,
+            "fineweb_char_dup_ratio": dup_chars,
+            "fineweb_newline_ratio": doc.text.count("\n") / words if words else 0.0,
+        }
+
+    def verdict(self, s: dict[str, float]) -> tuple[str, str] | None:
+        if s["fineweb_line_punct_ratio"] <= self.min_line_punct_ratio:
+            return fail(self.name, "line_punct_ratio", s["fineweb_line_punct_ratio"], "<=", self.min_line_punct_ratio)
+        if s["fineweb_short_line_ratio"] >= self.max_short_line_ratio:
+            return fail(self.name, "short_line_ratio", s["fineweb_short_line_ratio"], ">=", self.max_short_line_ratio)
+        if s["fineweb_char_dup_ratio"] >= self.max_char_dup_ratio:
+            return fail(self.name, "char_dup_ratio", s["fineweb_char_dup_ratio"], ">=", self.max_char_dup_ratio)
+        if s["fineweb_newline_ratio"] > self.max_newline_ratio:
+            return fail(self.name, "newline_ratio", s["fineweb_newline_ratio"], ">", self.max_newline_ratio)
+        return None

@@ -1,0 +1,141 @@
+"""A document's text split the ways filters look at it, each split computed once."""
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import cached_property
+
+import numpy as np
+
+_WORD_STRIP = re.compile(r"^[\W_]+|[\W_]+$")
+_PARA_SPLIT = re.compile(r"\n\s*\n")
+# One Chinese "word" unit: a Han character, or a run of Latin letters/digits.
+_CJK_UNIT = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[A-Za-z0-9]+")
+_DIGIT_UNIT = re.compile(r"(?<![A-Za-z0-9])[0-9]+(?![A-Za-z0-9])")
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+class TextView:
+    def __init__(self, text: str):
+        self.text = text
+
+    @cached_property
+    def lines(self) -> list[str]:
+        """Non-empty lines, stripped."""
+        return [ln for ln in (x.strip() for x in self.text.split("\n")) if ln]
+
+    @cached_property
+    def paragraphs(self) -> list[str]:
+        return [p.strip() for p in _PARA_SPLIT.split(self.text) if p.strip()]
+
+    @cached_property
+    def tokens(self) -> list[str]:
+        """Whitespace-separated tokens, as written."""
+        return self.text.split()
+
+    @cached_property
+    def words(self) -> list[str]:
+        """Tokens with leading/trailing punctuation removed; pure-punctuation tokens dropped."""
+        out = []
+        for tok in self.tokens:
+            w = _WORD_STRIP.sub("", tok)
+            if w:
+                out.append(w)
+        return out
+
+    @cached_property
+    def norm_words(self) -> list[str]:
+        return [w.lower() for w in self.words]
+
+    @cached_property
+    def cjk_units(self) -> list[str]:
+        """Han characters and Latin/digit runs: the 'words' of Chinese rules."""
+        return _CJK_UNIT.findall(self.text)
+
+    @cached_property
+    def digit_units(self) -> int:
+        """Word units with no letter: runs of digits standing alone."""
+        return len(_DIGIT_UNIT.findall(self.text))
+
+    @cached_property
+    def han_count(self) -> int:
+        return len(_HAN.findall(self.text))
+
+    @cached_property
+    def non_space_chars(self) -> int:
+        return len(self.text) - sum(self.text.count(c) for c in (" ", "\n", "\t", "\r", "\u3000"))
+
+
+_HAS_LETTER = re.compile(r"[^\W\d_]")
+
+
+def has_letter(word: str) -> bool:
+    return word.isalpha() or _HAS_LETTER.search(word) is not None
+
+
+def is_punct(ch: str) -> bool:
+    return unicodedata.category(ch).startswith("P")
+
+
+def duplicate_fraction(items: list[str]) -> tuple[float, float]:
+    """(share of items that repeat an earlier one, share of characters in such repeats)."""
+    if not items:
+        return 0.0, 0.0
+    seen: set[str] = set()
+    dup = dup_chars = total_chars = 0
+    for it in items:
+        total_chars += len(it)
+        if it in seen:
+            dup += 1
+            dup_chars += len(it)
+        else:
+            seen.add(it)
+    return dup / len(items), (dup_chars / total_chars if total_chars else 0.0)
+
+
+_P = np.uint64(1_000_003)
+
+
+def ngram_repetition(units: list[str], top_ns=(2, 3, 4), dup_ns=(5, 6, 7, 8, 9, 10)) -> dict[int, float]:
+    """Gopher n-gram repetition over a token list, vectorised with 64-bit rolling hashes.
+
+    For n in top_ns: share of characters in the most frequent n-gram (times its count).
+    For n in dup_ns: share of characters covered by n-grams that occur more than once
+    (overlaps counted once). Characters are those of the tokens (no spaces)."""
+    out = {n: 0.0 for n in (*top_ns, *dup_ns)}
+    if not units:
+        return out
+    # Python's string hash as token id: computed in C, 64 bits, equal strings equal ids.
+    ids = np.fromiter(map(hash, units), dtype=np.int64, count=len(units)).view(np.uint64)
+    lens = np.fromiter(map(len, units), dtype=np.int64, count=len(units))
+    total = int(lens.sum())
+    if total == 0:
+        return out
+    csum = np.concatenate(([0], np.cumsum(lens)))
+    h = ids.copy()
+    max_n = max(out)
+    with np.errstate(over="ignore"):
+        for n in range(2, max_n + 1):
+            if len(units) < n:
+                break
+            h = h[:-1] * _P + ids[n - 1:]
+            if n not in out:
+                continue
+            uniq, inverse, counts = np.unique(h, return_inverse=True, return_counts=True)
+            if n in top_ns:
+                best = int(counts.argmax())
+                if counts[best] > 1:
+                    start = int(np.argmax(inverse == best))
+                    out[n] = float(counts[best] * (csum[start + n] - csum[start]) / total)
+            else:
+                dup_start = (counts[inverse] > 1).astype(np.int64)
+                if not dup_start.any():
+                    continue
+                # word i is covered if some duplicate n-gram starts in [i-n+1, i]
+                starts = np.concatenate(([0], np.cumsum(dup_start)))
+                idx = np.arange(len(units))
+                hi = np.minimum(idx, len(dup_start) - 1) + 1
+                lo = np.maximum(idx - n + 1, 0)
+                covered = (starts[hi] - starts[lo]) > 0
+                out[n] = float(lens[covered].sum() / total)
+    return out

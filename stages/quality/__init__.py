@@ -1,0 +1,180 @@
+"""quality: heuristic filters per language (tag, then select), PII masking, model score.
+
+Every kept document carries the signals its rules looked at as columns (null where a
+rule set does not apply to its language); a rejected one goes to rejects with the first
+rule it failed (`gopher_quality:word_count`, `c4:lorem_ipsum`, ...) and the measured
+value against the threshold in `detail`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from filters import FILTERS
+from filters.pii import mask_pii
+from filters.text import TextView
+from pipeline.config import setting
+from pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
+
+BATCH = 1000
+DEFAULT_FILTERS = {"en": ["gopher_quality", "gopher_repetition", "c4", "fineweb"],
+                   "zh": ["zh_quality", "zh_repetition"]}
+
+
+@dataclass
+class QualitySettings:
+    filters: dict[str, list[str]] = setting(
+        DEFAULT_FILTERS, "filter names per language (lang column from langid); English rules "
+                         "never see Chinese text and the reverse")
+    default_filters: list[str] = setting(
+        [], "filters for documents of other languages, or with no lang column (langid not run)")
+    params: dict[str, dict[str, Any]] = setting(
+        {}, "threshold overrides per filter, e.g. {gopher_quality: {min_words: 30}}")
+    mask_pii: bool = setting(True, "mask e-mails, IP addresses and phone numbers in kept text")
+    model_path: str | None = setting(
+        None, "fastText quality classifier (curate train-quality); null = no model score")
+    model_label: str = setting("hq", "the classifier's label for good text")
+    model_threshold: float = setting(
+        0.0, "with a model: reject documents whose quality_score is below this (0 = score only)")
+
+    def validate(self):
+        for name in [n for names in self.filters.values() for n in names] + self.default_filters:
+            if name not in FILTERS:
+                raise ValueError(f"filters: unknown filter '{name}'; filters are {', '.join(FILTERS)}")
+        for name, overrides in self.params.items():
+            if name not in FILTERS:
+                raise ValueError(f"params: unknown filter '{name}'; filters are {', '.join(FILTERS)}")
+            fields = {f.name for f in dataclasses.fields(FILTERS[name])}
+            for key in overrides:
+                if key not in fields:
+                    raise ValueError(f"params.{name}.{key}: no such threshold; "
+                                     f"{name} has {', '.join(sorted(fields))}")
+            FILTERS[name](**overrides)
+        if not 0 <= self.model_threshold <= 1:
+            raise ValueError(f"model_threshold: must be within 0..1, got {self.model_threshold}")
+        if self.model_path and not Path(self.model_path).expanduser().is_file():
+            raise ValueError(f"model_path: {self.model_path} does not exist")
+
+    def build(self) -> tuple[dict[str, list], list]:
+        def make(name):
+            return FILTERS[name](**self.params.get(name, {}))
+        return ({lang: [make(n) for n in names] for lang, names in self.filters.items()},
+                [make(n) for n in self.default_filters])
+
+
+def signal_fields(s: QualitySettings) -> list[pa.Field]:
+    per_lang, default = s.build()
+    names: list[str] = []
+    for f in [f for fs in per_lang.values() for f in fs] + default:
+        for n in f.signal_names():
+            if n not in names:
+                names.append(n)
+    return [pa.field(n, pa.float64()) for n in names]
+
+
+EXTRA_FIELDS = [pa.field("pii_masked", pa.int32()), pa.field("quality_score", pa.float32())]
+
+
+class QualityStage(Stage):
+    name = "quality"
+    code_version = "1"
+    settings_cls = QualitySettings
+    requires = ("extract",)
+    summary = "Gopher/C4/FineWeb (en) and FineWeb-2 cmn (zh) rules, PII masking, model score"
+
+    def plan(self, ctx: PlanContext) -> list[Unit]:
+        return plan_one_to_one(self, ctx)
+
+    def fingerprint_settings(self, s: QualitySettings) -> dict:
+        d = dataclasses.asdict(s)
+        if s.model_path:
+            from stages.langid.model import sha256_of
+            d["model_path"] = "sha256:" + sha256_of(Path(s.model_path).expanduser())
+        return d
+
+    def process(self, unit: Unit, s: QualitySettings, sink: UnitSink) -> None:
+        per_lang, default = s.build()
+        sig_fields = signal_fields(s)
+        model = None
+        if s.model_path:
+            from stages.langid.model import load_fasttext
+            model = load_fasttext(Path(s.model_path).expanduser())
+        pf = pq.ParquetFile(sink.output / unit.inputs[0].path)
+        base = pf.schema_arrow
+        added = sig_fields + EXTRA_FIELDS
+        for f in added:
+            if f.name in base.names:
+                base = base.remove(base.get_field_index(f.name))
+        sink.set_schema(pa.schema(list(base) + added))
+        has_lang = "lang" in pf.schema_arrow.names
+        for batch in pf.iter_batches(batch_size=BATCH):
+            table = pa.Table.from_batches([batch])
+            sink.count_in(table.num_rows)
+            texts = table.column("text").to_pylist()
+            langs = table.column("lang").to_pylist() if has_lang else [None] * len(texts)
+            ids, dumps, urls = (table.column(c).to_pylist() for c in ("id", "dump", "url"))
+            keep_idx, kept_signals, new_texts, pii_counts = [], [], [], []
+            for i, (text, lang) in enumerate(zip(texts, langs)):
+                view = TextView(text)
+                signals: dict[str, float] = {}
+                verdict = None
+                for flt in per_lang.get(lang, default):
+                    sig = flt.signals(view)
+                    signals.update(sig)
+                    verdict = flt.verdict(sig)
+                    if verdict:
+                        break
+                if verdict:
+                    sink.reject(verdict[0], verdict[1], ids[i], dumps[i], urls[i])
+                    continue
+                keep_idx.append(i)
+                kept_signals.append(signals)
+                if s.mask_pii:
+                    text, n = mask_pii(text)
+                else:
+                    n = 0
+                new_texts.append(text)
+                pii_counts.append(n)
+            scores = [None] * len(keep_idx)
+            if model is not None and keep_idx:
+                scores = self._score(model, s.model_label, new_texts)
+                if s.model_threshold > 0:
+                    passing = []
+                    for j, sc in enumerate(scores):
+                        i = keep_idx[j]
+                        if sc < s.model_threshold:
+                            sink.reject("quality_model:low_score", f"quality_score={sc:.4f} < {s.model_threshold:g}",
+                                        ids[i], dumps[i], urls[i])
+                        else:
+                            passing.append(j)
+                    keep_idx = [keep_idx[j] for j in passing]
+                    kept_signals = [kept_signals[j] for j in passing]
+                    new_texts = [new_texts[j] for j in passing]
+                    pii_counts = [pii_counts[j] for j in passing]
+                    scores = [scores[j] for j in passing]
+            kept = table.take(pa.array(keep_idx, pa.int64()))
+            kept = kept.drop_columns([f.name for f in added if f.name in kept.column_names])
+            kept = kept.set_column(kept.schema.get_field_index("text"), "text", pa.array(new_texts, pa.string()))
+            kept = kept.set_column(kept.schema.get_field_index("n_chars"), "n_chars",
+                                   pa.array([len(t) for t in new_texts], pa.int64()))
+            for f in sig_fields:
+                kept = kept.append_column(f, pa.array([sg.get(f.name) for sg in kept_signals], pa.float64()))
+            kept = kept.append_column(EXTRA_FIELDS[0], pa.array(pii_counts, pa.int32()))
+            kept = kept.append_column(EXTRA_FIELDS[1], pa.array(scores, pa.float32()))
+            sink.add_docs(kept)
+
+    @staticmethod
+    def _score(model, label: str, texts: list[str]) -> list[float]:
+        from tools.train_quality import normalise
+        want = f"__label__{label}"
+        labels, probs = model.predict([normalise(t) for t in texts], k=-1)
+        out = []
+        for labs, ps in zip(labels, probs):
+            d = dict(zip(labs, ps))
+            out.append(float(min(1.0, d.get(want, 0.0))))
+        return out

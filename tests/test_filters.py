@@ -1,0 +1,150 @@
+"""Each filter rule, tripped on purpose, gives its exact reason; real articles pass."""
+import gzip
+import json
+
+import pytest
+
+from conftest import DATA
+from filters import FILTERS
+from filters.pii import mask_pii
+from filters.text import TextView, ngram_repetition
+
+EN = ["gopher_quality", "gopher_repetition", "c4", "fineweb"]
+ZH = ["zh_quality", "zh_repetition"]
+
+
+def verdict(text, names, **params):
+    view = TextView(text)
+    for name in names:
+        f = FILTERS[name](**params.get(name, {}))
+        v = f.verdict(f.signals(view))
+        if v:
+            return v[0]
+    return None
+
+
+@pytest.fixture(scope="module")
+def article():
+    """A real English news article body that passes every English rule."""
+    gt = json.loads((DATA / "ground-truth.json").read_text())
+    for body in (v["articleBody"] for v in gt.values()):
+        if verdict(body, EN) is None and len(body.split()) > 400:
+            return body
+    pytest.fail("no gold article passes the English rules")
+
+
+@pytest.fixture(scope="module")
+def zh_article():
+    with gzip.open(DATA / "zh-text" / "people-daily-199801.jsonl.gz", "rt") as fh:
+        docs = [json.loads(line)["text"] for line in fh]
+    for text in docs:
+        if verdict(text, ZH) is None and len(text) > 800:
+            return text
+    pytest.fail("no People's Daily document passes the Chinese rules")
+
+
+SENT = "The committee said that the new plan would be ready by the end of the year."
+
+
+def test_real_article_passes(article):
+    assert verdict(article, EN) is None
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("Too short to be a document, with the words that matter.", "gopher_quality:word_count"),
+    (" ".join(["a"] * 60) + " the and", "gopher_quality:mean_word_length"),
+    (" ".join(["incomprehensibilities"] * 60) + " the and", "gopher_quality:mean_word_length"),
+    (" ".join(["#tag word and the"] * 30), "gopher_quality:symbol_word_ratio"),
+    ("\n".join(f"• item number {i} of the list and more words" for i in range(20)), "gopher_quality:bullet_lines"),
+    ("\n".join(f"The story continues with part {i} and then the rest of the tale is told by the old man..." for i in range(20)), "gopher_quality:ellipsis_lines"),
+    (" ".join(f"{i} 123456 345678 567890 the" for i in range(40)), "gopher_quality:alpha_words"),
+    (" ".join(["Many large dogs ran quickly across green fields yesterday."] * 2 +
+              [f"Word{i} sentence{i} content{i} here{i}." for i in range(20)]), "gopher_quality:stop_words"),
+])
+def test_gopher_quality_rules(text, reason):
+    assert verdict(text, ["gopher_quality"]) == reason
+
+
+def test_gopher_repetition_rules(article):
+    lines = article.split("\n")
+    assert verdict("\n".join(lines + [SENT] * len(lines)), ["gopher_repetition"]) == "gopher_repetition:dup_line_frac"
+    # one very long line repeated: few duplicate lines but most characters
+    long_line = " ".join([SENT.replace("year", f"year {i}") for i in range(30)])
+    text = "\n".join(lines[:10] + [long_line] * 3)
+    assert verdict(text, ["gopher_repetition"], gopher_repetition={"max_dup_line_frac": 1.0, "max_dup_para_frac": 1.0}) \
+        == "gopher_repetition:dup_line_char_frac"
+    spam = " ".join(["buy cheap"] * 200) + " " + article
+    assert verdict(spam, ["gopher_repetition"], gopher_repetition={"max_dup_line_frac": 1, "max_dup_para_frac": 1,
+                                                                    "max_dup_line_char_frac": 1, "max_dup_para_char_frac": 1}) \
+        == "gopher_repetition:top_2gram"
+    repeated = article + " " + " ".join(article.split()[:400])
+    assert verdict(repeated, ["gopher_repetition"]) == "gopher_repetition:dup_5gram"
+
+
+def test_ngram_repetition_counts_characters_of_duplicates():
+    words = "a b c d e x a b c d e".split()
+    grams = ngram_repetition(words, top_ns=(2,), dup_ns=(5,))
+    assert grams[5] == pytest.approx(10 / 11)           # both copies of 'a b c d e'
+    assert grams[2] == pytest.approx(2 * 2 / 11)        # 'a b' twice, 2 chars each
+
+
+@pytest.mark.parametrize("mutate, reason", [
+    (lambda t: t + "\nLorem ipsum dolor sit amet, consectetur adipiscing elit.", "c4:lorem_ipsum"),
+    (lambda t: t + "\nfunction f() { return 1; }", "c4:curly_bracket"),
+    (lambda t: "Home\nNews\nSport\n" + " ".join(t.split()[:80]), "c4:min_sentences"),
+])
+def test_c4_rules(article, mutate, reason):
+    assert verdict(mutate(article), ["c4"]) == reason
+
+
+def test_c4_javascript_and_policy_lines_do_not_count_as_sentences(article):
+    f = FILTERS["c4"]()
+    text = "\n".join(["Please enable JavaScript to view this page. It is needed. Really."] * 3
+                     + ["We use cookies. Read our privacy policy. Accept it."] * 3)
+    s = f.signals(TextView(text))
+    assert s["c4_javascript_lines"] == 3 and s["c4_policy_lines"] == 3 and s["c4_sentences"] == 0
+    assert f.verdict(s)[0] == "c4:min_sentences"
+
+
+def test_fineweb_rules(article):
+    words = article.split()
+    no_punct = "\n".join(" ".join(words[i:i + 12]).rstrip(".!?\"'”’:;") for i in range(0, 600, 12))
+    assert verdict(no_punct, ["fineweb"]) == "fineweb:line_punct_ratio"
+    short = "\n".join(f"Item {i}." for i in range(60)) + "\n" + " ".join(words[:100])
+    assert verdict(short, ["fineweb"]) == "fineweb:short_line_ratio"
+    dup = article + "\n" + article.split("\n")[0]
+    assert verdict(dup, ["fineweb"]) == "fineweb:char_dup_ratio"
+    listy = "\n".join(f"{w}{i}." for i, w in enumerate(words[:200]))
+    assert verdict(listy, ["fineweb"], fineweb={"max_short_line_ratio": 1.01}) == "fineweb:newline_ratio"
+
+
+def test_chinese_article_passes_chinese_rules_and_fails_english_ones(zh_article):
+    assert verdict(zh_article, ZH) is None
+    assert verdict(zh_article, EN) == "gopher_quality:word_count"
+
+
+def test_chinese_rules(zh_article):
+    assert verdict(zh_article[:60], ZH) == "zh_quality:char_count"
+    latin = zh_article[:300] + " " + " ".join(["word"] * 2000)
+    assert verdict(latin, ZH) == "zh_quality:han_ratio"
+    digits = zh_article[:400] + "".join(f" {i} " for i in range(3000))
+    assert verdict(digits, ZH, zh_quality={"min_han_ratio": 0.0}) == "zh_quality:alpha_units"
+    no_punct = "\n".join(zh_article.replace("。", "").replace("，", "")[i:i + 40] for i in range(0, 800, 40))
+    assert verdict(no_punct, ZH) == "zh_quality:line_punct_ratio"
+    no_stop = "".join(c for c in zh_article if c not in "的年在月是和日了於·為有被人中为他與後也而由")
+    assert verdict(no_stop, ZH) == "zh_quality:stop_words"
+    lines = zh_article.split("\n")
+    assert verdict("\n".join(lines + lines), ["zh_repetition"]) == "zh_repetition:dup_line_frac"
+    one_line = zh_article.replace("\n", "")
+    assert verdict(one_line + one_line, ["zh_repetition"]) == "zh_repetition:dup_5gram"
+
+
+def test_pii_is_masked_and_counted():
+    text = ("Write to jane.doe@example.org or call (212) 555-0147 / +44 20 7946 0958. "
+            "Server 192.168.10.4 answered. 联系电话 13812345678, 010-62345678. "
+            "In 2024 the 3 teams scored 1999 points; version 1.2.3 shipped.")
+    masked, n = mask_pii(text)
+    assert n == 6
+    for value in ("jane.doe@example.org", "555-0147", "7946", "192.168.10.4", "13812345678", "62345678"):
+        assert value not in masked
+    assert "2024" in masked and "1999" in masked and "1.2.3" in masked
