@@ -60,9 +60,9 @@ def demo_corpus(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def crawl_extract(ray_address, tmp_path_factory):
-    """extract over all three dumps of the shared English crawl, once per session."""
+    """The default pipeline over all three dumps of the shared crawl, once per session."""
     out = tmp_path_factory.mktemp("crawl") / "out"
-    result = run_stages(ray_address, DATA / "crawl", out, stages=["extract"])
+    result = run_stages(ray_address, DATA / "crawl", out)
     return out, result
 
 

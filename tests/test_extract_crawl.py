@@ -48,8 +48,7 @@ def test_manifest_rows_describe_the_shards(crawl_extract):
         assert row.chars == sum(table.column("n_chars").to_pylist())
         assert row.dump and row.unit.startswith(row.dump + "/")
         assert row.started_at <= row.finished_at and row.fingerprint
-        stats = row.stats_dict
-        assert stats["records"]["response"] == row.docs_in
+        assert row.stats_dict["records"]["response"] == row.docs_in
 
 
 def test_document_ids_are_stable_and_dates_parsed(crawl_extract):

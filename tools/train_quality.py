@@ -46,7 +46,7 @@ def read_texts(path: str | os.PathLike) -> list[str]:
 
 
 def train_quality_model(positives: Iterable[str], negatives: Iterable[str], output: str | os.PathLike,
-                        epoch: int = 10, lr: float = 0.5, word_ngrams: int = 2, dim: int = 64,
+                        epoch: int = 50, lr: float = 0.5, word_ngrams: int = 2, dim: int = 64,
                         seed: int = 0, label: str = "hq", negative_label: str = "lq") -> dict:
     import fasttext
     rows = [f"__label__{label} {normalise(t)}" for t in positives if t.strip()]
@@ -82,7 +82,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--positive", nargs="+", required=True, help="files of good text")
     ap.add_argument("--negative", nargs="+", required=True, help="files of text to score low")
     ap.add_argument("--output", required=True, help="where to write the model (.bin)")
-    ap.add_argument("--epoch", type=int, default=10)
+    ap.add_argument("--epoch", type=int, default=50)
     ap.add_argument("--lr", type=float, default=0.5)
     ap.add_argument("--word-ngrams", type=int, default=2)
     ap.add_argument("--dim", type=int, default=64)

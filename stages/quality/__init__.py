@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -176,5 +177,6 @@ class QualityStage(Stage):
         out = []
         for labs, ps in zip(labels, probs):
             d = dict(zip(labs, ps))
-            out.append(float(min(1.0, d.get(want, 0.0))))
+            # float32, as stored: the threshold compares the value a user reads back
+            out.append(float(np.float32(min(1.0, d.get(want, 0.0)))))
         return out
