@@ -46,6 +46,10 @@ def connect(output: str | Path, database: str = ":memory:") -> duckdb.DuckDBPyCo
     rows = [r for r in shards.to_pylist() if r["status"] in FINISHED]
     _view_over(con, "rejects",
                [output / r["rejects_path"] for r in rows if r["rejects_path"]], REJECT_SCHEMA)
+    curve = output / "reports" / "dedup_curve.parquet"
+    if curve.exists():
+        con.execute(f"CREATE OR REPLACE VIEW dedup_curve AS SELECT dumps_used, docs, removed, rate, "
+                    f"last_dump FROM read_parquet('{curve}')")
     for stage in sorted({r["stage"] for r in shards.to_pylist()}):
         paths = [output / r["path"] for r in rows if r["stage"] == stage and r["path"]]
         _view_over(con, f"docs_{stage}", paths, DOC_SCHEMA)

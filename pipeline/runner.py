@@ -21,7 +21,7 @@ from manifests.atomic import sweep_temporaries, write_bytes_atomic
 from manifests.manifest import FAILED, FINISHED, ManifestRow, read_rows, remove_row, utcnow, write_row
 from pipeline.config import Config, ConfigError
 from pipeline.registry import STAGES
-from pipeline.stage import ConservationError, PlanContext, Unit, execute_unit
+from pipeline.stage import ConservationError, PlanContext, PrepareContext, Unit, execute_unit
 
 RUN_CONFIG = "run-config.json"
 LOCK_FILE = ".curate.lock"
@@ -175,6 +175,13 @@ class Runner:
         self._drop_orphans(name, units, rows)
         upstream_rows = read_rows(self.output, previous) if previous else {}
 
+        unfinished_up = [k for k, r in upstream_rows.items() if r.status not in FINISHED]
+        if previous and stage.needs_all_inputs and (unfinished_up or len(upstream_rows) < len(units)):
+            self.log(f"[{name}] needs every {previous} unit finished; waiting on "
+                     f"{len(unfinished_up) or len(units) - len(upstream_rows)} (see `curate status`)")
+            res.blocked = len(units)
+            res.seconds = time.perf_counter() - t0
+            return res
         todo = []
         for unit in units:
             state = unit_state(unit, rows.get(unit.key))
@@ -197,8 +204,20 @@ class Runner:
             res.seconds = time.perf_counter() - t0
             self._check_conservation(name, res, upstream_rows)
             return res
-        stage.prepare(settings)
         ensure_ray(self.config, self.address)
+        try:
+            stage.prepare(settings, PrepareContext(self.output, units, self._map, self.log))
+        except Exception as exc:            # the stage's global step failed: its units fail
+            error = f"{name} preparation failed: {type(exc).__name__}: {str(exc)[:500]}"
+            self.log(f"[{name}] {error}")
+            for unit in todo:
+                row = ManifestRow(stage=name, unit=unit.key, fingerprint=unit.fingerprint, status=FAILED,
+                                  dump=unit.dump, inputs=[i.path for i in unit.inputs], error=error,
+                                  finished_at=utcnow())
+                write_row(self.output, row)
+                res.rows.append(row)
+            res.seconds = time.perf_counter() - t0
+            return res
         remote = ray.remote(_remote_unit).options(
             num_cpus=1, max_retries=self.config.ray.max_retries, retry_exceptions=False)
         pending = {remote.remote(name, settings, u, str(self.output.resolve())): u for u in todo}
@@ -226,6 +245,12 @@ class Runner:
         res.seconds = time.perf_counter() - t0
         self._check_conservation(name, res, upstream_rows)
         return res
+
+    def _map(self, fn, arg_tuples: list[tuple]) -> list:
+        """Run fn(*args) for every args as Ray tasks (retried when a worker dies)."""
+        import ray
+        remote = ray.remote(fn).options(num_cpus=1, max_retries=self.config.ray.max_retries)
+        return ray.get([remote.remote(*args) for args in arg_tuples])
 
     def _drop_orphans(self, name: str, units: list[Unit], rows: dict[str, ManifestRow]) -> None:
         """Outputs of units that are no longer planned (an input file went away)."""

@@ -80,12 +80,25 @@ class Stage:
     def process(self, unit: Unit, settings: Any, sink: "UnitSink") -> None:
         raise NotImplementedError
 
-    def prepare(self, settings: Any) -> None:
-        """Runs once in the driver before any unit is submitted (fetch a model, ...)."""
+    # True for a stage whose every unit depends on every input shard (dedup): it waits
+    # until all upstream units are finished.
+    needs_all_inputs: ClassVar[bool] = False
+
+    def prepare(self, settings: Any, ctx: "PrepareContext") -> None:
+        """Runs once in the driver before the units are submitted: fetch a model, or do a
+        stage's global work (dedup) with ctx.map for parallel tasks."""
 
     def fingerprint_settings(self, settings: Any) -> dict:
         """The settings that change outputs (all of them, unless a stage says otherwise)."""
         return asdict(settings)
+
+
+@dataclass
+class PrepareContext:
+    output: Path
+    units: list["Unit"]                         # every planned unit of the stage
+    map: Any                                    # map(fn, [args, ...]) -> [result, ...], in parallel
+    log: Any
 
 
 def plan_one_to_one(stage: Stage, ctx: PlanContext) -> list[Unit]:

@@ -74,7 +74,7 @@ class LangidStage(Stage):
         d["model_path"] = _model_identity(s)    # the model's content, not where it lies
         return d
 
-    def prepare(self, s: LangidSettings) -> None:
+    def prepare(self, s: LangidSettings, ctx) -> None:
         resolve_lid_model(s.model_path)         # fetch once in the driver, before the tasks
 
     def process(self, unit: Unit, s: LangidSettings, sink: UnitSink) -> None:

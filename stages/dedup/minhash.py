@@ -1,0 +1,107 @@
+"""Bulk MinHash signatures, compiled with numba; equal to datasketch's (scheme affine32).
+
+datasketch 2.x applies, per permutation k, phv_k = a_k * fmix32(h) + b_k (mod 2^32) to
+every shingle hash h and keeps the minimum; a and b come from
+`datasketch.MinHash(num_perm, seed).permutations`. We compute exactly that, for many
+documents at once, from their normalised code points: tokenising, token hashes,
+shingle hashes, the pre-mix and the permutations all run in one compiled loop.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numba
+import numpy as np
+
+from stages.dedup.shingles import CHAR, FNV_OFFSET, FNV_PRIME, WORD, normalise
+
+MAX32 = np.uint32(0xFFFFFFFF)
+
+
+@lru_cache(maxsize=8)
+def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from datasketch import MinHash
+    m = MinHash(num_perm=num_perm, seed=seed, scheme="affine32")
+    a, b = m.permutations
+    return np.ascontiguousarray(a, dtype=np.uint32), np.ascontiguousarray(b, dtype=np.uint32)
+
+
+@numba.njit(cache=True, nogil=True)
+def _fmix32(h):
+    h ^= h >> np.uint32(16)
+    h = np.uint32(h * np.uint32(0x85EBCA6B))
+    h ^= h >> np.uint32(13)
+    h = np.uint32(h * np.uint32(0xC2B2AE35))
+    h ^= h >> np.uint32(16)
+    return h
+
+
+@numba.njit(cache=True, nogil=True)
+def _token_hashes(cps, mode):
+    """FNV-1a per token: words split on spaces (mode 0), or one code point each (mode 1)."""
+    out = np.empty(len(cps) + 1, dtype=np.uint32)
+    n = 0
+    if mode == 1:
+        for i in range(len(cps)):
+            out[n] = np.uint32((np.uint32(FNV_OFFSET) ^ cps[i]) * np.uint32(FNV_PRIME))
+            n += 1
+        return out[:n]
+    t = np.uint32(FNV_OFFSET)
+    in_tok = False
+    for i in range(len(cps)):
+        c = cps[i]
+        if c == 32:
+            if in_tok:
+                out[n] = t
+                n += 1
+                in_tok = False
+                t = np.uint32(FNV_OFFSET)
+        else:
+            t = np.uint32((t ^ c) * np.uint32(FNV_PRIME))
+            in_tok = True
+    if in_tok:
+        out[n] = t
+        n += 1
+    return out[:n]
+
+
+@numba.njit(cache=True, nogil=True)
+def _signatures(cps, cp_offsets, modes, ngram, a, b, sig):
+    n_perm = len(a)
+    for d in range(len(modes)):
+        row = sig[d]
+        for p in range(n_perm):
+            row[p] = np.uint32(0xFFFFFFFF)
+        th = _token_hashes(cps[cp_offsets[d]:cp_offsets[d + 1]], modes[d])
+        n_tok = len(th)
+        if n_tok == 0:
+            continue
+        n_sh = n_tok - ngram + 1 if n_tok >= ngram else 1
+        width = ngram if n_tok >= ngram else n_tok
+        for s in range(n_sh):
+            h = np.uint32(FNV_OFFSET)
+            for k in range(width):
+                h = np.uint32((h ^ th[s + k]) * np.uint32(FNV_PRIME))
+            h = _fmix32(h)
+            for p in range(n_perm):
+                v = np.uint32(a[p] * h + b[p])
+                if v < row[p]:
+                    row[p] = v
+
+
+def signatures_from_normalised(texts: list[str], modes: list[int], ngram: int, num_perm: int,
+                               seed: int) -> np.ndarray:
+    """(len(texts), num_perm) uint32 signatures of already-normalised texts."""
+    a, b = permutations(num_perm, seed)
+    encoded = [t.encode("utf-32-le") for t in texts]
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum([len(e) // 4 for e in encoded], out=offsets[1:])
+    cps = np.frombuffer(b"".join(encoded), dtype=np.uint32)
+    sig = np.empty((len(texts), num_perm), dtype=np.uint32)
+    _signatures(cps, offsets, np.asarray(modes, dtype=np.int64), ngram, a, b, sig)
+    return sig
+
+
+def signatures(texts: list[str], modes: list[int], ngram: int, num_perm: int, seed: int) -> np.ndarray:
+    return signatures_from_normalised([normalise(t, m) for t, m in zip(texts, modes)], modes,
+                                      ngram, num_perm, seed)

@@ -1,0 +1,180 @@
+"""dedup on the shared crawls with duplicate truth; MinHash equal to datasketch."""
+import collections
+import gzip
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import DATA, read_shards, run_stages
+from manifests.manifest import read_rows
+from stages.dedup.minhash import signatures_from_normalised
+from stages.dedup.shingles import CHAR, WORD, mode_for, normalise, shingle_bytes, shingle_hash, shingle_strings, tokens
+
+ORDER = ["extract", "dedup"]
+
+
+def _evaluate(out, truth_file):
+    """Recall per record kind and precision (clusters that mix source pages)."""
+    truth = {r["record_id"]: r for r in json.loads(truth_file.read_text())["records"]}
+    docs = read_shards(out, "extract")
+    origin = {d["id"]: truth[d["warc_record_id"]]["origin"] for d in docs}
+    kind = {d["id"]: truth[d["warc_record_id"]]["kind"] for d in docs}
+    kept = {d["id"]: d["dup_cluster"] for d in read_shards(out, "dedup")}
+    removed = {r["id"]: r["detail"] for r in read_shards(out, "dedup", "rejects")}
+    assert set(kept) | set(removed) == set(origin) and not set(kept) & set(removed)
+    origins_of = collections.defaultdict(set)
+    for i, c in {**kept, **removed}.items():
+        origins_of[c].add(origin[i])
+    mixed = [c for c, o in origins_of.items() if len(o) > 1]
+    kept_per_origin = collections.Counter(origin[i] for i in kept)
+    found, total = collections.Counter(), collections.Counter()
+    for i, k in kind.items():
+        total[k] += 1
+        found[k] += i in removed or kept_per_origin[origin[i]] == 1
+    return found, total, mixed, kept, removed
+
+
+@pytest.fixture(scope="module")
+def crawl_dedup(ray_address, tmp_path_factory):
+    out = tmp_path_factory.mktemp("dedup") / "out"
+    res = run_stages(ray_address, DATA / "crawl", out, order=ORDER)
+    return out, res
+
+
+def _jaccard(a: str, b: str, mode: int, n: int = 5) -> float:
+    sa = set(shingle_strings(tokens(normalise(a, mode), mode), n))
+    sb = set(shingle_strings(tokens(normalise(b, mode), mode), n))
+    return len(sa & sb) / len(sa | sb)
+
+
+def test_crawl_duplicates_found_with_full_precision(crawl_dedup):
+    out, _ = crawl_dedup
+    found, total, mixed, kept, removed = _evaluate(out, DATA / "crawl" / "truth.json")
+    recall = {k: found[k] / total[k] for k in total}
+    print(f"\nrecall by kind {recall}; clusters mixing two source pages: {len(mixed)}")
+    assert recall["exact"] == 1.0 and recall["near"] >= 0.95
+    assert not mixed
+    # brute-force Jaccard on the same shingles for every removed document and its survivor
+    text = {d["id"]: d["text"] for d in read_shards(out, "extract")}
+    sims = [_jaccard(text[i], text[s], WORD) for i, s in removed.items()]
+    print(f"Jaccard of removed pairs: min {min(sims):.3f}, median {np.median(sims):.3f}")
+    assert np.mean(np.array(sims) >= 0.5) >= 0.95
+
+
+def test_reasons_and_cluster_columns(crawl_dedup):
+    out, _ = crawl_dedup
+    rejects = read_shards(out, "dedup", "rejects")
+    assert {r["reason"] for r in rejects} == {"exact_duplicate", "near_duplicate"}
+    kept = {d["id"]: d for d in read_shards(out, "dedup")}
+    sizes = collections.Counter(r["detail"] for r in rejects)
+    for survivor, n in sizes.items():
+        assert kept[survivor]["dup_cluster"] == survivor and kept[survivor]["dup_count"] == n + 1
+    rows, up = read_rows(out, "dedup"), read_rows(out, "extract")
+    for key, row in rows.items():
+        assert row.docs_in == up[key].docs == row.docs + row.rejected
+        assert row.stats_dict["bands"] * row.stats_dict["rows"] <= 128
+
+
+def test_newest_dump_policy_keeps_the_latest_capture(crawl_dedup):
+    out, _ = crawl_dedup
+    docs = {d["id"]: d for d in read_shards(out, "extract")}
+    for r in read_shards(out, "dedup", "rejects"):
+        assert docs[r["detail"]]["dump"] >= docs[r["id"]]["dump"]
+
+
+def test_curve_is_non_decreasing_and_ends_at_the_overall_rate(crawl_dedup):
+    import duckdb
+    out, _ = crawl_dedup
+    from manifests.views import connect
+    con = connect(out)
+    curve = con.execute("SELECT dumps_used, docs, removed, rate FROM dedup_curve ORDER BY dumps_used").fetchall()
+    assert [c[0] for c in curve] == [1, 2, 3]
+    rates = [c[3] for c in curve]
+    assert rates == sorted(rates)
+    rows = read_rows(out, "dedup").values()
+    overall = sum(r.rejected for r in rows) / sum(r.docs_in for r in rows)
+    assert curve[-1][3] == pytest.approx(overall) and curve[-1][1] == sum(r.docs_in for r in rows)
+
+
+def test_rerun_is_a_noop(ray_address, crawl_dedup):
+    out, _ = crawl_dedup
+    again = run_stages(ray_address, DATA / "crawl", out, order=ORDER)
+    assert [s.ran for s in again.stages] == [0, 0]
+
+
+def test_signatures_equal_datasketch_on_real_documents():
+    from datasketch import MinHash
+    en = [d["text"] for d in _gold_articles()[:20]]
+    with gzip.open(DATA / "zh-text" / "people-daily-199801.jsonl.gz", "rt") as fh:
+        zh = [json.loads(line)["text"] for _, line in zip(range(20), fh)]
+    for texts, mode in ((en, WORD), (zh, CHAR)):
+        norm = [normalise(t, mode) for t in texts]
+        for n, perms, seed in ((5, 128, 1), (3, 64, 42)):
+            ours = signatures_from_normalised(norm, [mode] * len(norm), n, perms, seed)
+            for row, t in zip(ours, norm):
+                m = MinHash(num_perm=perms, seed=seed, hashfunc=shingle_hash)
+                m.update_batch(shingle_bytes(tokens(t, mode), n))
+                assert np.array_equal(m.hashvalues, row)
+
+
+def _gold_articles():
+    truth = json.loads((DATA / "ground-truth.json").read_text())
+    return [{"text": v["articleBody"]} for v in truth.values()]
+
+
+def test_traditional_and_simplified_versions_are_near_duplicates():
+    import opencc
+    from datasketch import MinHash
+    with gzip.open(DATA / "zh-text" / "people-daily-199801.jsonl.gz", "rt") as fh:
+        texts = [json.loads(line)["text"] for _, line in zip(range(10), fh)]
+    s2t = opencc.OpenCC("s2t")
+    for t in texts:
+        trad = s2t.convert(t)
+        assert trad != t
+        assert mode_for("zh", trad) == CHAR
+        assert normalise(trad, CHAR) == normalise(t, CHAR) or _jaccard(t, trad, CHAR) >= 0.9
+        sig = signatures_from_normalised([normalise(t, CHAR), normalise(trad, CHAR)], [CHAR, CHAR], 5, 128, 1)
+        a, b = (MinHash(num_perm=128, seed=1, hashvalues=s, scheme="affine32") for s in sig)
+        assert a.jaccard(b) >= 0.9
+
+
+def test_chinese_crawl_with_traditional_recrawls(ray_address, tmp_path):
+    out = tmp_path / "out"
+    run_stages(ray_address, DATA / "crawl-zh", out, order=ORDER)
+    found, total, mixed, _, _ = _evaluate(out, DATA / "crawl-zh" / "truth.json")
+    recall = {k: found[k] / total[k] for k in total}
+    print(f"\nChinese crawl recall by kind {recall}; mixed clusters {len(mixed)}")
+    assert recall["exact"] == 1.0 and recall["near"] >= 0.95 and recall["hant"] >= 0.95
+    assert not mixed
+
+
+def test_incremental_dump_by_dump_equals_global_oldest_first(ray_address, tmp_path):
+    dumps = sorted(p.name for p in (DATA / "crawl").iterdir() if p.is_dir())
+    inp = tmp_path / "in"
+    inp.mkdir()
+    out = tmp_path / "incr"
+    logs = []
+    for d in dumps:
+        shutil.copytree(DATA / "crawl" / d, inp / d)
+        from pipeline.config import config_from_dict
+        from pipeline.runner import Runner
+        cfg = config_from_dict({"input": str(inp), "output": str(out), "order": ORDER,
+                                "dedup": {"scope": "incremental", "survivor": "oldest_dump"}})
+        Runner(cfg, address=ray_address, log=logs.append).run()
+    assert any("signatures: 2 shards computed, 2 reused" in m for m in logs)
+    glob_out = tmp_path / "global"
+    run_stages(ray_address, DATA / "crawl", glob_out, order=ORDER, dedup={"survivor": "oldest_dump"})
+    incr = {d["id"] for d in read_shards(out, "dedup")}
+    glob = {d["id"] for d in read_shards(glob_out, "dedup")}
+    assert incr == glob
+
+
+def test_per_dump_scope_never_crosses_dumps(ray_address, crawl_dedup, tmp_path):
+    out = tmp_path / "out"
+    run_stages(ray_address, DATA / "crawl", out, order=ORDER, dedup={"scope": "per_dump"})
+    docs = {d["id"]: d for d in read_shards(out, "extract")}
+    rejects = read_shards(out, "dedup", "rejects")
+    assert all(docs[r["detail"]]["dump"] == docs[r["id"]]["dump"] for r in rejects)
+    assert len(rejects) < len(read_shards(crawl_dedup[0], "dedup", "rejects"))
