@@ -3,7 +3,7 @@
 datasketch 2.x applies, per permutation k, phv_k = a_k * fmix32(h) + b_k (mod 2^32) to
 every shingle hash h and keeps the minimum; a and b come from
 `datasketch.MinHash(num_perm, seed).permutations`. We compute exactly that, for many
-documents at once, from their normalised code points: tokenising, token hashes,
+documents at once, from their normalised UTF-8 bytes: tokenising, token hashes,
 shingle hashes, the pre-mix and the permutations all run in one compiled loop.
 """
 from __future__ import annotations
@@ -37,18 +37,27 @@ def _fmix32(h):
 
 
 @numba.njit(cache=True, nogil=True)
-def _token_hashes(cps, mode):
-    """FNV-1a per token: words split on spaces (mode 0), or one code point each (mode 1)."""
-    out = np.empty(len(cps) + 1, dtype=np.uint32)
+def _token_hashes(cps, start, end, mode, out):
+    """FNV-1a over the UTF-8 bytes of each token into out: words split on spaces (mode 0),
+    or one character each (mode 1: a token starts at every byte that is not a UTF-8
+    continuation byte). Returns the number of tokens."""
     n = 0
     if mode == 1:
-        for i in range(len(cps)):
-            out[n] = np.uint32((np.uint32(FNV_OFFSET) ^ cps[i]) * np.uint32(FNV_PRIME))
+        t = np.uint32(FNV_OFFSET)
+        for i in range(start, end):
+            c = cps[i]
+            if (c & 0xC0) != 0x80 and i > start:
+                out[n] = t
+                n += 1
+                t = np.uint32(FNV_OFFSET)
+            t = np.uint32((t ^ c) * np.uint32(FNV_PRIME))
+        if end > start:
+            out[n] = t
             n += 1
-        return out[:n]
+        return n
     t = np.uint32(FNV_OFFSET)
     in_tok = False
-    for i in range(len(cps)):
+    for i in range(start, end):
         c = cps[i]
         if c == 32:
             if in_tok:
@@ -62,19 +71,22 @@ def _token_hashes(cps, mode):
     if in_tok:
         out[n] = t
         n += 1
-    return out[:n]
+    return n
 
 
 @numba.njit(cache=True, nogil=True)
 def _signatures(cps, cp_offsets, modes, ngram, a, b, sig):
     n_perm = len(a)
+    longest = 1
     for d in range(len(modes)):
-        row = sig[d]
-        for p in range(n_perm):
-            row[p] = np.uint32(0xFFFFFFFF)
-        th = _token_hashes(cps[cp_offsets[d]:cp_offsets[d + 1]], modes[d])
-        n_tok = len(th)
+        longest = max(longest, cp_offsets[d + 1] - cp_offsets[d] + 1)
+    th = np.empty(longest, dtype=np.uint32)         # token hashes of one document
+    sh = np.empty(longest, dtype=np.uint32)         # its pre-mixed shingle hashes
+    for d in range(len(modes)):
+        n_tok = _token_hashes(cps, cp_offsets[d], cp_offsets[d + 1], modes[d], th)
         if n_tok == 0:
+            for p in range(n_perm):
+                sig[d, p] = np.uint32(0xFFFFFFFF)
             continue
         n_sh = n_tok - ngram + 1 if n_tok >= ngram else 1
         width = ngram if n_tok >= ngram else n_tok
@@ -82,21 +94,27 @@ def _signatures(cps, cp_offsets, modes, ngram, a, b, sig):
             h = np.uint32(FNV_OFFSET)
             for k in range(width):
                 h = np.uint32((h ^ th[s + k]) * np.uint32(FNV_PRIME))
-            h = _fmix32(h)
-            for p in range(n_perm):
-                v = np.uint32(a[p] * h + b[p])
-                if v < row[p]:
-                    row[p] = v
+            sh[s] = _fmix32(h)
+        # permutation-outer, shingle-inner: a min-reduction the compiler vectorises
+        for p in range(n_perm):
+            ap = a[p]
+            bp = b[p]
+            m = np.uint32(0xFFFFFFFF)
+            for s in range(n_sh):
+                v = np.uint32(ap * sh[s] + bp)
+                if v < m:
+                    m = v
+            sig[d, p] = m
 
 
 def signatures_from_normalised(texts: list[str], modes: list[int], ngram: int, num_perm: int,
                                seed: int) -> np.ndarray:
     """(len(texts), num_perm) uint32 signatures of already-normalised texts."""
     a, b = permutations(num_perm, seed)
-    encoded = [t.encode("utf-32-le") for t in texts]
+    encoded = [t.encode("utf-8") for t in texts]
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-    np.cumsum([len(e) // 4 for e in encoded], out=offsets[1:])
-    cps = np.frombuffer(b"".join(encoded), dtype=np.uint32)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    cps = np.frombuffer(b"".join(encoded), dtype=np.uint8)
     sig = np.empty((len(texts), num_perm), dtype=np.uint32)
     _signatures(cps, offsets, np.asarray(modes, dtype=np.int64), ngram, a, b, sig)
     return sig

@@ -3,18 +3,16 @@ removing punctuation. Chinese: character n-grams after NFKC, traditional -> simp
 and removing punctuation and spaces. Other languages: word n-grams as English when the
 text has spaces between words, else character n-grams as Chinese.
 
-The shingle hash H is the project's own: FNV-1a (32 bit) over each token's code points
+The shingle hash H is the project's own: FNV-1a (32 bit) over each token's UTF-8 bytes
 gives a token hash; FNV-1a over the n token hashes gives the shingle hash. The kernels in
 `minhash.py` compute it in bulk; `shingle_hash` below is the same function over a
-shingle's bytes (tokens joined by U+001F, UTF-32-LE), so that
+shingle's bytes (tokens joined by U+001F, UTF-8), so that
 `datasketch.MinHash(hashfunc=shingle_hash)` fed `shingle_bytes(...)` gives equal signatures.
 """
 from __future__ import annotations
 
 import re
 import unicodedata
-
-import numpy as np
 
 FNV_OFFSET = 2166136261
 FNV_PRIME = 16777619
@@ -64,18 +62,15 @@ def shingle_strings(toks: list[str], n: int) -> list[str]:
 
 
 def shingle_bytes(toks: list[str], n: int) -> list[bytes]:
-    return [s.encode("utf-32-le") for s in shingle_strings(toks, n)]
+    return [s.encode("utf-8") for s in shingle_strings(toks, n)]
 
 
 def shingle_hash(data: bytes) -> int:
     """H over one shingle's bytes (see the module doc)."""
-    cps = np.frombuffer(data, dtype=np.uint32)
     h = FNV_OFFSET
-    t = FNV_OFFSET
-    for cp in cps.tolist() + [0x1F]:
-        if cp == 0x1F:
-            h = ((h ^ t) * FNV_PRIME) & 0xFFFFFFFF
-            t = FNV_OFFSET
-        else:
-            t = ((t ^ cp) * FNV_PRIME) & 0xFFFFFFFF
+    for tok in data.split(b"\x1f"):
+        t = FNV_OFFSET
+        for byte in tok:
+            t = ((t ^ byte) * FNV_PRIME) & 0xFFFFFFFF
+        h = ((h ^ t) * FNV_PRIME) & 0xFFFFFFFF
     return h
