@@ -37,6 +37,15 @@ def run_summary(output: Path, result: RunResult) -> str:
         for r in st.rows:
             if r.status != DONE:
                 lines.append(f"          {r.status.upper()} {r.unit}: {r.error}")
+    curve = output / "reports" / "dedup_curve.parquet"
+    if any(st.stage == "dedup" for st in result.stages) and curve.exists():
+        import pyarrow.parquet as pq
+        from stages.dedup import DEEPSEEK_TABLE1
+        lines.append("dedup rate by number of dumps (DeepSeek LLM Table 1 beside):")
+        for r in pq.read_table(curve).to_pylist():
+            ds = DEEPSEEK_TABLE1.get(r["dumps_used"])
+            lines.append(f"          {r['dumps_used']:3d} dumps: {r['removed']:,} of {r['docs']:,} removed "
+                         f"= {r['rate']:.1%}" + (f"   (DeepSeek {ds:.1%})" if ds else ""))
     lines.append(f"Query it: curate query \"SELECT * FROM shards\" --output {output}")
     return "\n".join(lines)
 

@@ -82,16 +82,6 @@ def doc_key(doc_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(doc_id.encode(), digest_size=8).digest(), "little", signed=True)
 
 
-def _band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """(n_docs, bands) uint64 keys: a 64-bit hash of each band's rows."""
-    keys = np.empty((sig.shape[0], bands), dtype=np.uint64)
-    for j in range(bands):
-        block = np.ascontiguousarray(sig[:, j * rows:(j + 1) * rows]).view(np.uint8).reshape(sig.shape[0], -1)
-        keys[:, j] = [int.from_bytes(hashlib.blake2b(r.tobytes(), digest_size=8).digest(), "little")
-                      for r in block]
-    return keys
-
-
 def _text_hash(norm: str) -> int:
     return int.from_bytes(hashlib.blake2b(norm.encode(), digest_size=8).digest(), "little", signed=True)
 
@@ -105,7 +95,7 @@ def signature_fingerprint(s: DedupSettings, input_fp: str) -> str:
 
 def compute_signatures(output: str, unit: Unit, s: DedupSettings) -> dict:
     """Step 1 for one input shard (a Ray task). Skips work already stored."""
-    from stages.dedup.minhash import signatures_from_normalised
+    from stages.dedup.minhash import band_keys, signatures_from_normalised
     from stages.dedup.shingles import mode_for, normalise
     out = Path(output)
     fp = signature_fingerprint(s, unit.inputs[0].fingerprint)
@@ -128,7 +118,7 @@ def compute_signatures(output: str, unit: Unit, s: DedupSettings) -> dict:
     keys = np.array([doc_key(i) for i in table.column("id").to_pylist()], dtype=np.int64)
     thash = np.array([_text_hash(n) for n in norm], dtype=np.int64)
     bands, rows = s.band_params()
-    bkeys = _band_keys(sig, bands, rows)
+    bkeys = band_keys(sig, bands, rows)
     if s.scope == "per_dump":           # buckets never span two dumps
         dump_salt = np.array([doc_key(d) for d in table.column("dump").to_pylist()], dtype=np.int64).view(np.uint64)
         bkeys ^= dump_salt[:, None]

@@ -123,3 +123,23 @@ def signatures_from_normalised(texts: list[str], modes: list[int], ngram: int, n
 def signatures(texts: list[str], modes: list[int], ngram: int, num_perm: int, seed: int) -> np.ndarray:
     return signatures_from_normalised([normalise(t, m) for t, m in zip(texts, modes)], modes,
                                       ngram, num_perm, seed)
+
+
+@numba.njit(cache=True, nogil=True)
+def band_keys(sig, bands, rows):
+    """(n_docs, bands) uint64: FNV-1a (64 bit) over each band's rows, then the
+    MurmurHash3 64-bit finaliser. Equal bands give equal keys."""
+    n = sig.shape[0]
+    out = np.empty((n, bands), dtype=np.uint64)
+    for d in range(n):
+        for j in range(bands):
+            h = np.uint64(14695981039346656037)
+            for r in range(j * rows, (j + 1) * rows):
+                h = np.uint64((h ^ np.uint64(sig[d, r])) * np.uint64(1099511628211))
+            h ^= h >> np.uint64(33)
+            h = np.uint64(h * np.uint64(0xFF51AFD7ED558CCD))
+            h ^= h >> np.uint64(33)
+            h = np.uint64(h * np.uint64(0xC4CEB9FE1A85EC53))
+            h ^= h >> np.uint64(33)
+            out[d, j] = h
+    return out
