@@ -53,7 +53,35 @@ def connect(output: str | Path, database: str = ":memory:") -> duckdb.DuckDBPyCo
     for stage in sorted({r["stage"] for r in shards.to_pylist()}):
         paths = [output / r["path"] for r in rows if r["stage"] == stage and r["path"]]
         _view_over(con, f"docs_{stage}", paths, DOC_SCHEMA)
+    if "tokenize" in {r["stage"] for r in rows}:
+        _token_views(con, output)
     return con
+
+
+def _token_views(con: duckdb.DuckDBPyConnection, output: Path) -> None:
+    """token_totals (per language, dump and site) and token_budget (target vs produced,
+    and the dumps needed at this yield)."""
+    import json
+    budget = 2e12
+    run_config = output / "run-config.json"
+    if run_config.exists():
+        budget = float(json.loads(run_config.read_text()).get("tokenize", {}).get("budget_tokens", budget))
+    con.execute("""CREATE OR REPLACE VIEW token_totals AS
+        SELECT lang, dump, split_part(url, '/', 3) AS site, count(*) AS docs, sum(n_chars) AS chars,
+               sum(n_tokens) AS tokens FROM docs_tokenize GROUP BY ALL""")
+    con.execute(f"""CREATE OR REPLACE VIEW token_budget AS
+        WITH dumps AS (SELECT count(DISTINCT dump) AS n FROM shards WHERE stage = 'extract'),
+             per_lang AS (SELECT coalesce(lang, 'und') AS lang, sum(n_tokens) AS tokens
+                          FROM docs_tokenize GROUP BY ALL
+                          UNION ALL SELECT 'all', sum(n_tokens) FROM docs_tokenize),
+             total AS (SELECT sum(n_tokens) AS t FROM docs_tokenize)
+        SELECT lang, tokens,
+               CAST({budget} * tokens / nullif(total.t, 0) AS DOUBLE) AS target_tokens,
+               tokens / {budget} AS fraction_of_budget,
+               dumps.n AS input_dumps,
+               tokens / nullif(dumps.n, 0) AS tokens_per_dump,
+               ceil({budget} / nullif(total.t / nullif(dumps.n, 0), 0)) AS dumps_needed
+        FROM per_lang, dumps, total ORDER BY lang = 'all', tokens DESC""")
 
 
 def view_names(con: duckdb.DuckDBPyConnection) -> list[str]:

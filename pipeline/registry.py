@@ -3,8 +3,10 @@ from stages.dedup import DedupStage
 from stages.extract import ExtractStage
 from stages.langid import LangidStage
 from stages.quality import QualityStage
+from stages.tokenize import TokenizeStage
 
-STAGES = {stage.name: stage for stage in (ExtractStage(), LangidStage(), DedupStage(), QualityStage())}
+STAGES = {stage.name: stage for stage in (ExtractStage(), LangidStage(), DedupStage(), QualityStage(),
+                                                    TokenizeStage())}
 
 # DeepSeek LLM order: extract -> langid -> dedup -> quality -> remix -> tokenize.
 # Stages not built yet are absent here and from the default order.

@@ -46,6 +46,14 @@ def run_summary(output: Path, result: RunResult) -> str:
             ds = DEEPSEEK_TABLE1.get(r["dumps_used"])
             lines.append(f"          {r['dumps_used']:3d} dumps: {r['removed']:,} of {r['docs']:,} removed "
                          f"= {r['rate']:.1%}" + (f"   (DeepSeek {ds:.1%})" if ds else ""))
+    if any(st.stage == "tokenize" and st.rows for st in result.stages):
+        from manifests.views import connect
+        con = connect(output)
+        lines.append("tokens vs budget (view token_budget):")
+        for lang, tokens, frac, per_dump, need in con.execute(
+                "SELECT lang, tokens, fraction_of_budget, tokens_per_dump, dumps_needed FROM token_budget").fetchall():
+            lines.append(f"          {lang:4s} {int(tokens or 0):>15,} tokens = {frac or 0:.2e} of the budget"
+                         + (f"; {per_dump:,.0f} per input dump -> {need:,.0f} dumps needed" if lang == "all" and need else ""))
     lines.append(f"Query it: curate query \"SELECT * FROM shards\" --output {output}")
     return "\n".join(lines)
 

@@ -131,6 +131,7 @@ class UnitSink:
         self.chars = 0
         self.damage: list[str] = []
         self.stats: dict[str, Any] = {}
+        self.tokens: int | None = None           # set by a stage that counts tokens
         self._schema: pa.Schema | None = None
         self._doc_path = output / unit.out_path
         self._rej_path = output / unit.rejects_path
@@ -262,6 +263,7 @@ def execute_unit(stage: Stage, settings: Any, unit: Unit, output: str | Path) ->
     row.path = unit.out_path
     row.rejects_path = unit.rejects_path
     row.docs, row.docs_in, row.rejected, row.chars = sink.docs, sink.docs_in, sink.rejected, sink.chars
+    row.tokens = sink.tokens
     row.bytes = doc_file.stat().st_size
     row.sha256 = sha256_file(doc_file)
     sink.stats["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
