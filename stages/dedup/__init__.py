@@ -176,9 +176,9 @@ def _choose(policy: str, meta: dict, members: np.ndarray) -> int:
     if policy == "longest":
         primary = [-meta["n_chars"][i] for i in members]
     elif policy == "newest_dump":
-        primary = [tuple(-ord(c) for c in meta["dump"][i]) for i in members]
+        primary = [-meta["dump_rank"][i] for i in members]
     elif policy == "oldest_dump":
-        primary = [meta["dump"][i] for i in members]
+        primary = [meta["dump_rank"][i] for i in members]
     else:
         primary = [-(meta["score"][i] if meta["score"][i] is not None else float("-inf")) for i in members]
     return min(zip(primary, (ids[i] for i in members), members))[2]
@@ -237,13 +237,17 @@ class DedupStage(Stage):
             for d, n in zip(*np.unique(np.array(t.column("dump").to_pylist(), dtype=object), return_counts=True)):
                 dump_docs[d] = dump_docs.get(d, 0) + int(n)
             docs = t.column("doc").to_numpy()
-            mask = np.isin(docs, nodes)
+            # membership by binary search in the sorted node keys: O(shard x log nodes)
+            pos = np.minimum(np.searchsorted(nodes, docs), max(len(nodes) - 1, 0))
+            mask = (nodes[pos] == docs) if len(nodes) else np.zeros(len(docs), dtype=bool)
             if mask.any():
                 sub = t.filter(pa.array(mask))
                 for col in ("doc", "id", "dump", "n_chars", "text_hash", "score"):
                     meta[col] += sub.column(col).to_pylist()
                 meta["unit"] += [u.key] * sub.num_rows
         index = {d: i for i, d in enumerate(meta["doc"])}
+        dump_rank = {d: r for r, d in enumerate(sorted(set(meta["dump"])))}     # names sort by time
+        meta["dump_rank"] = [dump_rank[d] for d in meta["dump"]]
         node_meta = np.array([index[n] for n in nodes.tolist()], dtype=np.int64)   # node -> meta row
         policy = "oldest_dump" if s.scope == "incremental" else s.survivor
         decisions: dict[str, list] = {u.key: [] for u in units}
