@@ -1,8 +1,9 @@
 """Duplicate pairs -> clusters: union-find over integer node ids, compiled.
 
-Memory is what the edges and their nodes take, never the signatures: about 24 bytes per
-edge (two int64 keys, plus the dense index) and 16 bytes per node in some edge. A corpus
-of a million documents with every second one a duplicate needs about 30 MB here.
+Memory is what the edges and their nodes take, never the signatures: two int64 keys and
+a dense index per edge, an int64 parent per node. The stage's whole components step
+(with the id, dump and length of every document in some edge, for survivor choice)
+measured 290 MB for a million documents with 30% duplicates (373k pairs).
 """
 from __future__ import annotations
 
