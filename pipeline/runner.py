@@ -176,7 +176,7 @@ class Runner:
         upstream_rows = read_rows(self.output, previous) if previous else {}
 
         unfinished_up = [k for k, r in upstream_rows.items() if r.status not in FINISHED]
-        if previous and stage.needs_all_inputs and (unfinished_up or len(upstream_rows) < len(units)):
+        if previous and stage.waits_for_all_inputs(settings) and (unfinished_up or len(upstream_rows) < len(units)):
             self.log(f"[{name}] needs every {previous} unit finished; waiting on "
                      f"{len(unfinished_up) or len(units) - len(upstream_rows)} (see `curate status`)")
             res.blocked = len(units)

@@ -84,6 +84,9 @@ class Stage:
     # until all upstream units are finished.
     needs_all_inputs: ClassVar[bool] = False
 
+    def waits_for_all_inputs(self, settings: Any) -> bool:
+        return self.needs_all_inputs
+
     def prepare(self, settings: Any, ctx: "PrepareContext") -> None:
         """Runs once in the driver before the units are submitted: fetch a model, or do a
         stage's global work (dedup) with ctx.map for parallel tasks."""

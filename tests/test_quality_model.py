@@ -88,3 +88,18 @@ def test_train_quality_cli(tmp_path, examples):
                                          str(tmp_path / "m.bin")], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "m.bin").stat().st_size > 0 and "positive" in res.stdout
+
+
+def test_stage_keeps_a_top_fraction(ray_address, demo_corpus, model_file, tmp_path):
+    out = tmp_path / "out"
+    run_stages(ray_address, demo_corpus, out, order=["extract", "langid", "quality"],
+               quality={"model_path": str(model_file), "model_keep_top": 0.3})
+    from manifests.manifest import read_rows
+    rows = read_rows(out, "quality")
+    docs_in = sum(r.docs_in for r in rows.values())
+    kept = read_shards(out, "quality")
+    low = [r for r in read_shards(out, "quality", "rejects") if r["reason"] == "quality_model:low_score"]
+    cut = json.loads((out / "quality" / "_work" / "keep-top.json").read_text())["threshold"]
+    assert kept and low and all(d["quality_score"] >= cut for d in kept)
+    # the top 30% of the input by score, less what the rules removed first
+    assert len(kept) <= 0.3 * docs_in + 1

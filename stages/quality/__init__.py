@@ -8,6 +8,7 @@ value against the threshold in `detail`.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,9 @@ class QualitySettings:
     model_label: str = setting("hq", "the classifier's label for good text")
     model_threshold: float = setting(
         0.0, "with a model: reject documents whose quality_score is below this (0 = score only)")
+    model_keep_top: float = setting(
+        0.0, "with a model: keep only this top fraction of the stage's input by quality_score "
+             "(e.g. 0.1, DCLM style; the cut is computed over every input shard); 0 = off")
 
     def validate(self):
         for name in [n for names in self.filters.values() for n in names] + self.default_filters:
@@ -58,6 +62,12 @@ class QualitySettings:
             FILTERS[name](**overrides)
         if not 0 <= self.model_threshold <= 1:
             raise ValueError(f"model_threshold: must be within 0..1, got {self.model_threshold}")
+        if not 0 <= self.model_keep_top < 1:
+            raise ValueError(f"model_keep_top: a fraction in [0, 1), got {self.model_keep_top}")
+        if self.model_keep_top and self.model_threshold:
+            raise ValueError("model_keep_top and model_threshold: give one of them")
+        if (self.model_keep_top or self.model_threshold) and not self.model_path:
+            raise ValueError("model_path: keeping by model score needs a model")
         if self.model_path and not Path(self.model_path).expanduser().is_file():
             raise ValueError(f"model_path: {self.model_path} does not exist")
 
@@ -78,6 +88,17 @@ def signal_fields(s: QualitySettings) -> list[pa.Field]:
     return [pa.field(n, pa.float64()) for n in names]
 
 
+KEEP_TOP_FILE = "quality/_work/keep-top.json"
+
+
+def _score_shard(output: str, path: str, s: "QualitySettings") -> np.ndarray:
+    """A Ray task: the model's score of every document of one shard."""
+    from stages.langid.model import load_fasttext
+    model = load_fasttext(Path(s.model_path).expanduser())
+    texts = pq.read_table(Path(output) / path, columns=["text"]).column("text").to_pylist()
+    return np.array(QualityStage._score(model, s.model_label, texts), dtype=np.float32)
+
+
 EXTRA_FIELDS = [pa.field("pii_masked", pa.int32()), pa.field("quality_score", pa.float32())]
 
 
@@ -89,7 +110,33 @@ class QualityStage(Stage):
     summary = "Gopher/C4/FineWeb (en) and FineWeb-2 cmn (zh) rules, PII masking, model score"
 
     def plan(self, ctx: PlanContext) -> list[Unit]:
-        return plan_one_to_one(self, ctx)
+        units = plan_one_to_one(self, ctx)
+        s = ctx.config.settings(self.name)
+        if s.model_keep_top:        # the cut depends on every shard's scores
+            from pipeline.stage import fingerprint
+            everything = [u.inputs[0] for u in units]
+            for u in units:
+                u.fingerprint = fingerprint(self, s, everything)
+        return units
+
+    def waits_for_all_inputs(self, s: QualitySettings) -> bool:
+        return bool(s.model_keep_top)
+
+    def prepare(self, s: QualitySettings, ctx) -> None:
+        """With model_keep_top: score every input document (one task per shard) and turn
+        the wanted top fraction into a score threshold, written for the units to read."""
+        if not s.model_keep_top:
+            return
+        out = Path(ctx.output).resolve()
+        scores = np.concatenate(ctx.map(_score_shard, [(str(out), u.inputs[0].path, s) for u in ctx.units])
+                                or [np.empty(0, np.float32)])
+        cut = float(np.quantile(scores, 1 - s.model_keep_top, method="higher")) if len(scores) else 0.0
+        (out / KEEP_TOP_FILE).parent.mkdir(parents=True, exist_ok=True)
+        from manifests.atomic import write_bytes_atomic
+        write_bytes_atomic(json.dumps({"fingerprint": ctx.units[0].fingerprint, "threshold": cut,
+                                       "scored": int(len(scores))}).encode(), out / KEEP_TOP_FILE)
+        ctx.log(f"[quality] keep the top {s.model_keep_top:.1%} by quality_score: threshold {cut:.4f} "
+                f"over {len(scores):,} documents")
 
     def fingerprint_settings(self, s: QualitySettings) -> dict:
         d = dataclasses.asdict(s)
@@ -105,6 +152,12 @@ class QualityStage(Stage):
         if s.model_path:
             from stages.langid.model import load_fasttext
             model = load_fasttext(Path(s.model_path).expanduser())
+        threshold = s.model_threshold
+        if s.model_keep_top:
+            cut = json.loads((sink.output / KEEP_TOP_FILE).read_text())
+            if cut["fingerprint"] != unit.fingerprint:
+                raise RuntimeError(f"{KEEP_TOP_FILE} belongs to another run; rerun the stage")
+            threshold = cut["threshold"]
         pf = pq.ParquetFile(sink.output / unit.inputs[0].path)
         base = pf.schema_arrow
         added = sig_fields + EXTRA_FIELDS
@@ -144,12 +197,12 @@ class QualityStage(Stage):
             scores = [None] * len(keep_idx)
             if model is not None and keep_idx:
                 scores = self._score(model, s.model_label, new_texts)
-                if s.model_threshold > 0:
+                if threshold > 0:
                     passing = []
                     for j, sc in enumerate(scores):
                         i = keep_idx[j]
-                        if sc < s.model_threshold:
-                            sink.reject("quality_model:low_score", f"quality_score={sc:.4f} < {s.model_threshold:g}",
+                        if sc < threshold:
+                            sink.reject("quality_model:low_score", f"quality_score={sc:.4f} < {threshold:g}",
                                         ids[i], dumps[i], urls[i])
                         else:
                             passing.append(j)
