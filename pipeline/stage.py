@@ -104,16 +104,20 @@ class PrepareContext:
     log: Any
 
 
-def plan_one_to_one(stage: Stage, ctx: PlanContext) -> list[Unit]:
-    """Plan a map stage: one unit per shard of the previous stage, same key."""
+def plan_one_to_one(stage: Stage, ctx: PlanContext, depends_on=None) -> list[Unit]:
+    """Plan a stage with one unit per shard of the previous stage, same key. A unit's
+    fingerprint covers its own input, or the inputs `depends_on(up, ups)` names where one
+    document's fate depends on other shards too (dedup, a trained tokenizer, a global cut)."""
     settings = ctx.config.settings(stage.name)
+    ups = ctx.upstream[ctx.previous]
     units = []
-    for up in ctx.upstream[ctx.previous]:
+    for up in ups:
         ref = InputRef(up.out_path, up.fingerprint)
         unit = Unit(stage.name, up.key, up.dump, [ref],
                     out_path=f"{stage.name}/{up.key}.parquet",
                     rejects_path=f"rejects/{stage.name}/{up.key}.parquet", lang=up.lang)
-        unit.fingerprint = fingerprint(stage, settings, unit.inputs)
+        refs = [ref] if depends_on is None else [InputRef(u.out_path, u.fingerprint) for u in depends_on(up, ups)]
+        unit.fingerprint = fingerprint(stage, settings, refs)
         units.append(unit)
     return units
 

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from manifests.atomic import write_table_atomic
 from pipeline.config import setting
-from pipeline.stage import InputRef, PlanContext, Stage, Unit, UnitSink, fingerprint
+from pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
 
 SCOPES = ("global", "per_dump", "incremental")
 POLICIES = ("newest_dump", "oldest_dump", "longest")
@@ -194,18 +194,9 @@ class DedupStage(Stage):
 
     def plan(self, ctx: PlanContext) -> list[Unit]:
         s = ctx.config.settings(self.name)
-        ups = ctx.upstream[ctx.previous]
-        units = []
-        for up in ups:
-            scope_refs = [InputRef(u.out_path, u.fingerprint) for u in ups
-                          if s.scope != "per_dump" or u.dump == up.dump]
-            unit = Unit(self.name, up.key, up.dump, [InputRef(up.out_path, up.fingerprint)],
-                        out_path=f"{self.name}/{up.key}.parquet",
-                        rejects_path=f"rejects/{self.name}/{up.key}.parquet", lang=up.lang)
-            # one document's fate depends on every shard in scope
-            unit.fingerprint = fingerprint(self, s, scope_refs)
-            units.append(unit)
-        return units
+        # one document's fate depends on every shard in scope
+        return plan_one_to_one(self, ctx, lambda up, ups: [u for u in ups if s.scope != "per_dump"
+                                                            or u.dump == up.dump])
 
     def prepare(self, s: DedupSettings, ctx) -> None:
         units = ctx.units

@@ -110,14 +110,9 @@ class QualityStage(Stage):
     summary = "Gopher/C4/FineWeb (en) and FineWeb-2 cmn (zh) rules, PII masking, model score"
 
     def plan(self, ctx: PlanContext) -> list[Unit]:
-        units = plan_one_to_one(self, ctx)
         s = ctx.config.settings(self.name)
-        if s.model_keep_top:        # the cut depends on every shard's scores
-            from pipeline.stage import fingerprint
-            everything = [u.inputs[0] for u in units]
-            for u in units:
-                u.fingerprint = fingerprint(self, s, everything)
-        return units
+        # with model_keep_top the cut depends on every shard's scores
+        return plan_one_to_one(self, ctx, (lambda up, ups: ups) if s.model_keep_top else None)
 
     def waits_for_all_inputs(self, s: QualitySettings) -> bool:
         return bool(s.model_keep_top)

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from manifests.atomic import write_bytes_atomic
 from pipeline.config import setting
-from pipeline.stage import InputRef, PlanContext, Stage, Unit, UnitSink, fingerprint
+from pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
 
 TOKENIZER_FILE = "tokenize/tokenizer.json"
 INFO_FILE = "tokenize/tokenizer-info.json"
@@ -146,17 +146,8 @@ class TokenizeStage(Stage):
 
     def plan(self, ctx: PlanContext) -> list[Unit]:
         s = ctx.config.settings(self.name)
-        ups = ctx.upstream[ctx.previous]
-        all_refs = [InputRef(u.out_path, u.fingerprint) for u in ups]
-        units = []
-        for up in ups:
-            own = InputRef(up.out_path, up.fingerprint)
-            unit = Unit(self.name, up.key, up.dump, [own], out_path=f"{self.name}/{up.key}.parquet",
-                        rejects_path=f"rejects/{self.name}/{up.key}.parquet", lang=up.lang)
-            # a trained tokenizer depends on every shard it may sample
-            unit.fingerprint = fingerprint(self, s, [own] if s.tokenizer_path else all_refs)
-            units.append(unit)
-        return units
+        # a trained tokenizer depends on every shard it may sample
+        return plan_one_to_one(self, ctx, None if s.tokenizer_path else (lambda up, ups: ups))
 
     def fingerprint_settings(self, s: TokenizeSettings) -> dict:
         d = dataclasses.asdict(s)
