@@ -27,9 +27,12 @@ def run_summary(output: Path, result: RunResult) -> str:
         docs_in = sum(r.docs_in for r in st.rows if r.status in FINISHED)
         docs = sum(r.docs for r in st.rows if r.status in FINISHED)
         rej = sum(r.rejected for r in st.rows if r.status in FINISHED)
+        repeats = sum(r.stats_dict.get("repeats", 0) for r in st.rows if r.status in FINISHED)
         lines.append(f"{st.stage:9s} units {st.planned} (ran {st.ran}, already done {st.skipped}"
                      + (f", waiting {st.blocked}" if st.blocked else "") + f")  docs in {docs_in:,}"
-                     f" -> out {docs:,} + rejected {rej:,}  [{st.seconds:.1f} s]")
+                     f" -> out {docs:,} + rejected {rej:,}"
+                     + (f" (out includes {repeats:,} repeated copies)" if repeats else "")
+                     + f"  [{st.seconds:.1f} s]")
         reasons = top_reasons(output, st.rows)
         if reasons:
             lines.append("          top reject reasons: " +

@@ -38,7 +38,7 @@ def unit_state(unit: Unit, row: ManifestRow | None) -> str:
     return row.status
 
 
-def plan_pipeline(config: Config) -> dict[str, list[Unit]]:
+def plan_pipeline(config: Config, until: str | None = None) -> dict[str, list[Unit]]:
     """Plan every stage of the order; a stage's plan uses the planned (not the recorded)
     fingerprints of the stage before it, so a change upstream shows as stale downstream."""
     output = Path(config.output)
@@ -48,6 +48,8 @@ def plan_pipeline(config: Config) -> dict[str, list[Unit]]:
         ctx = PlanContext(config=config, output=output, upstream=planned, previous=previous)
         planned[name] = STAGES[name].plan(ctx)
         previous = name
+        if name == until:
+            break
     return planned
 
 
@@ -148,7 +150,7 @@ class Runner:
     def run(self, only: list[str] | None = None, until: str | None = None,
             force: bool = False) -> RunResult:
         names = self.select(only, until)
-        plans = plan_pipeline(self.config)
+        plan_pipeline(self.config)          # a bad input or config fails here, before any work
         result = RunResult()
         with output_lock(self.output):
             write_bytes_atomic(json.dumps(self.config.to_dict(), indent=2).encode(),
@@ -156,11 +158,15 @@ class Runner:
             for name in names:
                 idx = self.config.order.index(name)
                 previous = self.config.order[idx - 1] if idx else None
-                result.stages.append(self._run_stage(name, plans[name], previous, force))
+                # planned again now that the stages before it have run (remix sizes its
+                # output shards from its input)
+                plans = plan_pipeline(self.config, until=name)
+                result.stages.append(self._run_stage(name, plans[name], previous, force,
+                                                     plans.get(previous, [])))
         return result
 
     def _run_stage(self, name: str, units: list[Unit], previous: str | None,
-                   force: bool) -> StageResult:
+                   force: bool, upstream_units: list[Unit]) -> StageResult:
         import ray
 
         stage = STAGES[name]
@@ -175,10 +181,12 @@ class Runner:
         self._drop_orphans(name, units, rows)
         upstream_rows = read_rows(self.output, previous) if previous else {}
 
-        unfinished_up = [k for k, r in upstream_rows.items() if r.status not in FINISHED]
-        if previous and stage.waits_for_all_inputs(settings) and (unfinished_up or len(upstream_rows) < len(units)):
+        waits_for_all = bool(previous) and stage.waits_for_all_inputs(settings)
+        unfinished_up = [u.key for u in upstream_units
+                         if unit_state(u, upstream_rows.get(u.key)) not in FINISHED]
+        if waits_for_all and unfinished_up:
             self.log(f"[{name}] needs every {previous} unit finished; waiting on "
-                     f"{len(unfinished_up) or len(units) - len(upstream_rows)} (see `curate status`)")
+                     f"{len(unfinished_up)} (see `curate status`)")
             res.blocked = len(units)
             res.seconds = time.perf_counter() - t0
             return res
@@ -189,7 +197,7 @@ class Runner:
                 res.skipped += 1
                 res.rows.append(rows[unit.key])
                 continue
-            if previous:
+            if previous and not waits_for_all:
                 up = upstream_rows.get(unit.key)
                 if up is None or up.status not in FINISHED or up.fingerprint != unit.inputs[0].fingerprint:
                     res.blocked += 1
@@ -270,11 +278,19 @@ class Runner:
         for row in res.rows:
             if row.status not in FINISHED:
                 continue
-            if row.docs_in != row.docs + row.rejected:
-                problems.append(f"{row.unit}: {row.docs_in} in != {row.docs} out + {row.rejected} rejected")
+            repeats = row.stats_dict.get("repeats", 0)
+            if row.docs_in + repeats != row.docs + row.rejected:
+                problems.append(f"{row.unit}: {row.docs_in} in (+ {repeats} repeats) != "
+                                f"{row.docs} out + {row.rejected} rejected")
             up = upstream_rows.get(row.unit)
             if up is not None and row.docs_in != up.docs:
                 problems.append(f"{row.unit}: read {row.docs_in} documents, but the "
                                 f"upstream shard holds {up.docs}")
+        finished = [r for r in res.rows if r.status in FINISHED]
+        if upstream_rows and finished and len(finished) == res.planned:
+            into = sum(r.docs_in for r in finished)
+            upstream = sum(r.docs for r in upstream_rows.values() if r.status in FINISHED)
+            if into != upstream:
+                problems.append(f"the stage read {into} documents, the stage before it wrote {upstream}")
         if problems:
             raise ConservationError(f"[{name}] documents in != out + rejected:\n  " + "\n  ".join(problems))

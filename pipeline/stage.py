@@ -139,6 +139,7 @@ class UnitSink:
         self.damage: list[str] = []
         self.stats: dict[str, Any] = {}
         self.tokens: int | None = None           # set by a stage that counts tokens
+        self.repeats = 0                         # net extra copies a stage wrote (remix upsampling)
         self._schema: pa.Schema | None = None
         self._doc_path = output / unit.out_path
         self._rej_path = output / unit.rejects_path
@@ -253,10 +254,12 @@ def execute_unit(stage: Stage, settings: Any, unit: Unit, output: str | Path) ->
     sink = UnitSink(output, unit)
     try:
         stage.process(unit, settings, sink)
-        if sink.docs_in != sink.docs + sink.rejected:
+        if sink.docs_in + sink.repeats != sink.docs + sink.rejected:
             raise ConservationError(
-                f"{unit.stage} {unit.key}: {sink.docs_in} documents in, but {sink.docs} out "
-                f"+ {sink.rejected} rejected = {sink.docs + sink.rejected}")
+                f"{unit.stage} {unit.key}: {sink.docs_in} documents in (+ {sink.repeats} repeats), but "
+                f"{sink.docs} out + {sink.rejected} rejected = {sink.docs + sink.rejected}")
+        if sink.repeats:
+            sink.stats["repeats"] = sink.repeats
         sink.finish()
     except Exception as exc:
         sink.abandon()

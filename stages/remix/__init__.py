@@ -1,0 +1,267 @@
+"""remix: the final corpus, one folder per language, reweighted by language and domain.
+
+A document's domain is its URL's host (`site`) and a category from configurable rules
+(encyclopedia, news, forum, code, academic, other). Its sampling rate is
+
+    rate = language factor x domain factor, capped at max_epochs
+
+where the domain factor gives category c of a language the share C_c^alpha / sum C^alpha
+of that language's characters (alpha < 1 raises small categories: DeepSeek's remixing
+"increases the presence of underrepresented domains"; alpha = 1 keeps the natural mix)
+times any explicit weight, and the language factor brings each language to its target
+share. A document is written floor(rate) times, plus once more when a hash of
+(seed, id) falls under the fraction; rate < 1 drops it with that probability
+(reason remix:downsampled). Its fate depends only on (seed, id, rates), never on order
+or worker. Copies go to the language's output shards by a hash of (seed, id, copy), and
+each shard is ordered by that hash: shuffled across dumps, deterministically.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from manifests.atomic import write_bytes_atomic
+from manifests.manifest import FINISHED, read_rows
+from pipeline.config import setting
+from pipeline.stage import InputRef, PlanContext, Stage, Unit, UnitSink, fingerprint
+
+DEFAULT_CATEGORIES = {
+    "encyclopedia": ["wikipedia.org", "baike.baidu.com", "britannica.com", "wikiwand.com", "baike.com"],
+    "code": ["github.com", "gitlab.com", "gitee.com", "bitbucket.org", "csdn.net", "cnblogs.com"],
+    "forum": ["reddit.com", "stackexchange.com", "stackoverflow.com", "quora.com", "zhihu.com",
+              "tieba.baidu.com", "douban.com", "prefix:forum.", "prefix:bbs.", "contains:forum"],
+    "academic": [".edu", ".ac.uk", ".edu.cn", ".ac.cn", "arxiv.org", "researchgate.net",
+                 "springer.com", "nature.com", "sciencedirect.com", "nih.gov"],
+    "news": ["nytimes.com", "bbc.co.uk", "bbc.com", "cnn.com", "reuters.com", "theguardian.com",
+             "washingtonpost.com", "latimes.com", "xinhuanet.com", "people.com.cn", "sina.com.cn",
+             "163.com", "ifeng.com", "chinadaily.com.cn", "prefix:news.", "contains:news"],
+}
+PLAN_FILE = "remix/_work/plan.json"
+FIELDS = [pa.field("site", pa.string()), pa.field("category", pa.string()), pa.field("copy", pa.int32())]
+
+
+@dataclass
+class RemixSettings:
+    target_shares: dict[str, float] = setting(
+        {}, "share of characters per language, e.g. {en: 0.5, zh: 0.5}; {} = as the data has them. "
+            "Languages not listed are dropped (remix:language_not_in_mix)")
+    categories: dict[str, list[str]] = setting(
+        DEFAULT_CATEGORIES, "domain category -> host rules: 'example.com' (the host or a subdomain), "
+                            "'.edu' (a host suffix), 'prefix:news.', 'contains:forum'; first match wins, "
+                            "else 'other'")
+    alpha: float = setting(0.5, "domain temperature: 1 = natural mix, < 1 raises underrepresented domains")
+    domain_weights: dict[str, float] = setting({}, "extra weight per category, e.g. {encyclopedia: 2}")
+    max_epochs: float = setting(4.0, "no document is repeated more than this many times")
+    shard_bytes: int = setting(256_000_000, "target characters of text per output shard")
+    seed: int = setting(0, "sampling and shuffling seed")
+
+    def validate(self):
+        if any(v < 0 for v in self.target_shares.values()) or (self.target_shares and not sum(self.target_shares.values())):
+            raise ValueError("target_shares: shares must be >= 0 with a positive sum")
+        if not 0 <= self.alpha <= 1:
+            raise ValueError(f"alpha: within [0, 1], got {self.alpha}")
+        if self.max_epochs < 1:
+            raise ValueError(f"max_epochs: at least 1, got {self.max_epochs}")
+        if self.shard_bytes < 1:
+            raise ValueError("shard_bytes: must be positive")
+
+
+def site_of(url: str | None) -> str:
+    host = (urlsplit(url or "").hostname or "").lower()
+    return host[4:] if host.startswith("www.") else host
+
+
+def category_of(site: str, categories: dict[str, list[str]]) -> str:
+    for name, rules in categories.items():
+        for rule in rules:
+            if rule.startswith("prefix:"):
+                hit = site.startswith(rule[7:])
+            elif rule.startswith("contains:"):
+                hit = rule[9:] in site
+            elif rule.startswith("."):
+                hit = site.endswith(rule)
+            else:
+                hit = site == rule or site.endswith("." + rule)
+            if hit:
+                return name
+    return "other"
+
+
+def unit_hash(seed: int, *parts) -> float:
+    """Uniform in [0, 1) from (seed, parts): the only randomness remix uses."""
+    h = hashlib.blake2b("\0".join(map(str, (seed, *parts))).encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little") / 2**64
+
+
+def copies_of(rate: float, seed: int, doc_id: str) -> int:
+    whole = math.floor(rate)
+    return whole + (1 if unit_hash(seed, doc_id) < rate - whole else 0)
+
+
+def _columns(path: Path) -> list[str]:
+    return [c for c in ("id", "lang", "url", "n_chars") if c in pq.read_schema(path).names]
+
+
+def scan_shard(path: str, s: RemixSettings) -> dict:
+    """Characters per (language, category) of one input shard (a Ray task)."""
+    t = pq.read_table(path, columns=_columns(Path(path)))
+    langs = t.column("lang").to_pylist() if "lang" in t.column_names else ["und"] * t.num_rows
+    out: dict[str, dict[str, int]] = {}
+    for lang, url, n in zip(langs, t.column("url").to_pylist(), t.column("n_chars").to_pylist()):
+        cat = category_of(site_of(url), s.categories)
+        by_cat = out.setdefault(lang or "und", {})
+        by_cat[cat] = by_cat.get(cat, 0) + n
+    return out
+
+
+def compute_rates(chars: dict[str, dict[str, int]], s: RemixSettings) -> tuple[dict, dict]:
+    """Sampling rate per (language, category), and what the mix will be."""
+    total = sum(sum(c.values()) for c in chars.values()) or 1
+    langs = sorted(chars)
+    shares = ({l: s.target_shares.get(l, 0.0) / sum(s.target_shares.values()) for l in langs}
+              if s.target_shares else {l: sum(chars[l].values()) / total for l in langs})
+    rates: dict[str, dict[str, float]] = {}
+    for lang in langs:
+        cl = sum(chars[lang].values())
+        weight = {c: (n ** s.alpha) * s.domain_weights.get(c, 1.0) for c, n in chars[lang].items() if n}
+        wsum = sum(weight.values()) or 1
+        domain_rate = {c: cl * weight[c] / wsum / chars[lang][c] for c in weight}
+        lang_factor = shares[lang] * total / cl if cl else 0.0
+        rates[lang] = {c: min(s.max_epochs, lang_factor * r) for c, r in domain_rate.items()}
+    return rates, shares
+
+
+def _output_counts(rates, chars, s) -> dict[str, int]:
+    expected = {l: sum(rates[l].get(c, 0) * n for c, n in chars[l].items()) for l in chars}
+    return {l: max(1, math.ceil(v / s.shard_bytes)) for l, v in expected.items() if v > 0}
+
+
+class RemixStage(Stage):
+    name = "remix"
+    code_version = "1"
+    settings_cls = RemixSettings
+    requires = ("extract",)
+    needs_all_inputs = True
+    summary = "final shards per language, reweighted by language and domain"
+
+    def plan(self, ctx: PlanContext) -> list[Unit]:
+        """Output shards per language, sized from the input's characters. Until the input
+        exists the plan is one provisional unit; the runner plans again before running."""
+        s = ctx.config.settings(self.name)
+        ups = ctx.upstream[ctx.previous]
+        refs = [InputRef(u.out_path, u.fingerprint) for u in ups]
+        rows = read_rows(ctx.output, ctx.previous)
+        ready = ups and all(u.key in rows and rows[u.key].status in FINISHED
+                            and rows[u.key].fingerprint == u.fingerprint for u in ups)
+        counts = {"pending": 1}
+        if ready:
+            chars: dict[str, dict[str, int]] = {}
+            for u in ups:
+                for lang, by_cat in scan_shard(str(ctx.output / u.out_path), s).items():
+                    for c, n in by_cat.items():
+                        chars.setdefault(lang, {})[c] = chars.get(lang, {}).get(c, 0) + n
+            rates, _ = compute_rates(chars, s)
+            counts = _output_counts(rates, chars, s)
+        units = []
+        for lang, n in sorted(counts.items()):
+            for j in range(n):
+                key = f"{lang}/part-{j:05d}"
+                unit = Unit(self.name, key, None, list(refs), out_path=f"remix/{key}.parquet",
+                            rejects_path=f"rejects/remix/{key}.parquet", lang=None if lang == "pending" else lang)
+                unit.fingerprint = fingerprint(self, s, refs + [InputRef(key, str(n))])
+                units.append(unit)
+        return units
+
+    def prepare(self, s: RemixSettings, ctx) -> None:
+        inputs = sorted({i.path for u in ctx.units for i in u.inputs})
+        out = Path(ctx.output).resolve()
+        chars: dict[str, dict[str, int]] = {}
+        for part in ctx.map(scan_shard, [(str(out / p), s) for p in inputs]):
+            for lang, by_cat in part.items():
+                for c, n in by_cat.items():
+                    chars.setdefault(lang, {})[c] = chars.get(lang, {}).get(c, 0) + n
+        rates, shares = compute_rates(chars, s)
+        counts = {}
+        for u in ctx.units:
+            counts[u.lang] = counts.get(u.lang, 0) + 1
+        write_bytes_atomic(json.dumps({"rates": rates, "shards": counts, "inputs": inputs,
+                                       "fingerprint": fingerprint(self, s, ctx.units[0].inputs)}).encode(),
+                           out / PLAN_FILE)
+        total_out = sum(rates[l].get(c, 0) * n for l in chars for c, n in chars[l].items()) or 1
+        ctx.log("[remix] mixture (share of characters): language  input -> expected  (target)")
+        total_in = sum(sum(v.values()) for v in chars.values()) or 1
+        for lang in sorted(chars):
+            got = sum(rates[lang].get(c, 0) * n for c, n in chars[lang].items()) / total_out
+            want = f"{shares[lang]:.1%}" if s.target_shares else "natural"
+            ctx.log(f"[remix]   {lang:5s} {sum(chars[lang].values()) / total_in:6.1%} -> {got:6.1%}  ({want})")
+            for c in sorted(chars[lang]):
+                ctx.log(f"[remix]     {c:13s} rate {rates[lang].get(c, 0):5.2f}")
+
+    def process(self, unit: Unit, s: RemixSettings, sink: UnitSink) -> None:
+        plan = json.loads((sink.output / PLAN_FILE).read_text())
+        if plan["fingerprint"] != fingerprint(self, s, unit.inputs):
+            raise RuntimeError(f"{PLAN_FILE} belongs to another plan; rerun the stage")
+        lang = unit.lang
+        n_shards = plan["shards"][lang]
+        j = int(unit.key.rsplit("-", 1)[1])
+        rates = plan["rates"].get(lang, {})
+        pieces = []
+        schema = None
+        kept_home = 0
+        for path in plan["inputs"]:
+            t = pq.read_table(sink.output / path)
+            langs = t.column("lang").to_pylist() if "lang" in t.column_names else ["und"] * t.num_rows
+            ids, urls = t.column("id").to_pylist(), t.column("url").to_pylist()
+            dumps = t.column("dump").to_pylist()
+            take, sites, cats, copy_no, order = [], [], [], [], []
+            for i, (did, dl, url) in enumerate(zip(ids, langs, urls)):
+                dl = dl or "und"
+                home = int(unit_hash(s.seed, did, "home") * n_shards) == j and dl == lang
+                if dl != lang:
+                    # every other language's document is someone else's; the first unit of
+                    # the first language also answers for languages that get no shard
+                    if dl not in plan["shards"] and lang == min(plan["shards"]) and j == 0:
+                        sink.count_in()
+                        sink.reject("remix:language_not_in_mix", dl, did, dumps[i], url)
+                    continue
+                site = site_of(url)
+                cat = category_of(site, s.categories)
+                k = copies_of(rates.get(cat, 0.0), s.seed, did)
+                if home:
+                    sink.count_in()
+                    if k == 0:
+                        sink.reject("remix:downsampled", f"rate {rates.get(cat, 0.0):.3f} ({cat})",
+                                    did, dumps[i], url)
+                    else:
+                        kept_home += 1
+                for c in range(k):
+                    if int(unit_hash(s.seed, did, c, "shard") * n_shards) == j:
+                        take.append(i)
+                        sites.append(site)
+                        cats.append(cat)
+                        copy_no.append(c)
+                        order.append(unit_hash(s.seed, did, c, "order"))
+            part = t.take(pa.array(take, pa.int64()))
+            part = part.drop_columns([f.name for f in FIELDS if f.name in part.column_names])
+            part = part.append_column(FIELDS[0], pa.array(sites, pa.string()))
+            part = part.append_column(FIELDS[1], pa.array(cats, pa.string()))
+            part = part.append_column(FIELDS[2], pa.array(copy_no, pa.int32()))
+            part = part.append_column("_order", pa.array(order, pa.float64()))
+            schema = schema or part.schema
+            pieces.append(part.select(schema.names).cast(schema) if part.schema != schema else part)
+        table = pa.concat_tables(pieces, promote_options="default") if pieces else None
+        if table is None:
+            raise RuntimeError("remix has no input shards")
+        table = table.sort_by("_order").drop_columns(["_order"])
+        sink.set_schema(table.schema)
+        sink.add_docs(table)
+        # copies beyond each document's first: the conservation check counts them
+        sink.repeats = table.num_rows - kept_home

@@ -1,0 +1,77 @@
+"""remix: target mixture, determinism, every document kept, repeated or dropped with a reason."""
+import collections
+
+import pytest
+
+from conftest import DATA, read_shards, run_stages
+from manifests.manifest import read_rows
+from stages.remix import DEFAULT_CATEGORIES, category_of, site_of
+
+ORDER = ["extract", "langid", "remix"]
+MIX = {"target_shares": {"en": 0.6, "zh": 0.4}, "max_epochs": 8.0, "shard_bytes": 150_000}
+
+
+@pytest.fixture(scope="module")
+def remixed(ray_address, tmp_path_factory):
+    out = tmp_path_factory.mktemp("remix") / "out"
+    run_stages(ray_address, DATA / "crawl", out, order=ORDER, remix=MIX)
+    return out
+
+
+def test_shares_reach_the_targets(remixed):
+    docs = read_shards(remixed, "remix")
+    chars = collections.Counter()
+    for d in docs:
+        chars[d["lang"]] += d["n_chars"]
+    total = sum(chars.values())
+    shares = {k: v / total for k, v in chars.items()}
+    print(f"\nachieved shares {shares} for targets {MIX['target_shares']}")
+    assert shares["en"] == pytest.approx(0.6, abs=0.06) and shares["zh"] == pytest.approx(0.4, abs=0.06)
+    rows = read_rows(remixed, "remix")
+    assert {r.unit.split("/")[0] for r in rows.values()} == {"en", "zh"}
+    assert all(r.path.startswith(f"remix/{r.lang}/") for r in rows.values())
+
+
+def test_every_input_is_kept_repeated_or_dropped_with_a_reason(remixed):
+    inputs = {d["id"] for d in read_shards(remixed, "langid")}
+    copies = collections.defaultdict(list)
+    for d in read_shards(remixed, "remix"):
+        copies[d["id"]].append(d["copy"])
+    rejects = read_shards(remixed, "remix", "rejects")
+    dropped = collections.Counter(r["id"] for r in rejects)
+    assert set(copies) | set(dropped) == inputs and not set(copies) & set(dropped)
+    assert max(dropped.values()) == 1 and {r["reason"] for r in rejects} <= {"remix:downsampled",
+                                                                             "remix:language_not_in_mix"}
+    for doc_copies in copies.values():
+        assert sorted(doc_copies) == list(range(len(doc_copies)))
+    assert any(len(c) > 1 for c in copies.values())             # zh is upsampled
+    rows = read_rows(remixed, "remix").values()
+    assert sum(r.docs for r in rows) == sum(len(c) for c in copies.values())
+    assert sum(r.docs_in for r in rows) == len(inputs)
+
+
+def test_underrepresented_domains_are_raised(remixed):
+    """With alpha 0.5 a small category's documents get a higher rate than a big one's."""
+    inputs = [d for d in read_shards(remixed, "langid") if d["lang"] == "en"]
+    size = collections.Counter(category_of(site_of(d["url"]), DEFAULT_CATEGORIES) for d in inputs)
+    out = collections.Counter(d["category"] for d in read_shards(remixed, "remix") if d["lang"] == "en")
+    small = min(size, key=size.get)
+    big = max(size, key=size.get)
+    assert out[small] / size[small] > out[big] / size[big]
+
+
+def test_remix_is_deterministic(ray_address, remixed, tmp_path):
+    other = tmp_path / "again"
+    run_stages(ray_address, DATA / "crawl", other, order=ORDER, remix=MIX)
+    a = {k: r.sha256 for k, r in read_rows(remixed, "remix").items()}
+    b = {k: r.sha256 for k, r in read_rows(other, "remix").items()}
+    assert a == b
+
+
+def test_site_and_category_rules():
+    rules = {"news": ["nytimes.com", "prefix:news."], "academic": [".edu"], "forum": ["contains:forum"]}
+    assert category_of(site_of("https://www.nytimes.com/2019/x.html"), rules) == "news"
+    assert category_of(site_of("http://news.example.cn/a"), rules) == "news"
+    assert category_of(site_of("https://cs.stanford.edu/x"), rules) == "academic"
+    assert category_of(site_of("https://myforum.net/t/1"), rules) == "forum"
+    assert category_of(site_of("https://example.org/"), rules) == "other"
