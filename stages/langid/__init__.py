@@ -23,9 +23,10 @@ class LangidSettings:
     languages: list[str] = setting(["en", "zh"], "languages to keep (ISO 639-1 codes of lid.176)")
     thresholds: dict[str, float] = setting(
         {"en": 0.65, "zh": 0.5},
-        "minimum top-label score per language: en 0.65 as FineWeb; zh 0.5, our choice: "
-        "lid.176 gives real Chinese pages >= 0.9 on the shared data, and mixed pages with "
-        "English navigation text land between 0.5 and 0.9")
+        "minimum top-label score per language: en 0.65 as FineWeb; zh 0.5, our choice: on the "
+        "shared data lid.176 scores 33 of 34 Chinese news pages >= 0.88 (a 12-character page "
+        "0.69) and 1,420 People's Daily articles >= 0.53 (5th percentile 0.99), so 0.5 keeps "
+        "real Chinese text and still drops pages where Chinese is not the main language")
     default_threshold: float = setting(0.5, "for kept languages without their own threshold")
     max_chars: int = setting(
         0, "predict on the first N characters only (0 = the whole text, the default)")
