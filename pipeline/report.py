@@ -49,6 +49,21 @@ def run_summary(output: Path, result: RunResult) -> str:
             ds = DEEPSEEK_TABLE1.get(r["dumps_used"])
             lines.append(f"          {r['dumps_used']:3d} dumps: {r['removed']:,} of {r['docs']:,} removed "
                          f"= {r['rate']:.1%}" + (f"   (DeepSeek {ds:.1%})" if ds else ""))
+    remix = next((st for st in result.stages if st.stage == "remix" and st.rows), None)
+    if remix is not None:
+        import json as _json
+        chars: dict[str, int] = {}
+        for r in remix.rows:
+            if r.status in FINISHED:
+                chars[r.lang] = chars.get(r.lang, 0) + r.chars
+        total = sum(chars.values()) or 1
+        cfg = output / "run-config.json"
+        targets = _json.loads(cfg.read_text()).get("remix", {}).get("target_shares", {}) if cfg.exists() else {}
+        norm = sum(targets.values()) or 1
+        lines.append("language mix of the final corpus (share of characters):")
+        for lang, n in sorted(chars.items()):
+            want = f"target {targets.get(lang, 0) / norm:.1%}" if targets else "no target"
+            lines.append(f"          {lang:4s} {n:>15,} chars = {n / total:.1%}  ({want})")
     if any(st.stage == "tokenize" and st.rows for st in result.stages):
         from manifests.views import connect
         con = connect(output)
