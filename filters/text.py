@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from functools import cached_property
 
 import numpy as np
@@ -71,10 +70,6 @@ _HAS_LETTER = re.compile(r"[^\W\d_]")
 
 def has_letter(word: str) -> bool:
     return word.isalpha() or _HAS_LETTER.search(word) is not None
-
-
-def is_punct(ch: str) -> bool:
-    return unicodedata.category(ch).startswith("P")
 
 
 def duplicate_fraction(items: list[str]) -> tuple[float, float]:

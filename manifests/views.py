@@ -82,8 +82,3 @@ def _token_views(con: duckdb.DuckDBPyConnection, output: Path) -> None:
                tokens / nullif(dumps.n, 0) AS tokens_per_dump,
                ceil({budget} / nullif(total.t / nullif(dumps.n, 0), 0)) AS dumps_needed
         FROM per_lang, dumps, total ORDER BY lang = 'all', tokens DESC""")
-
-
-def view_names(con: duckdb.DuckDBPyConnection) -> list[str]:
-    return [r[0] for r in con.execute(
-        "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1").fetchall()]

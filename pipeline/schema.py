@@ -30,7 +30,3 @@ REJECT_SCHEMA = pa.schema([
     pa.field("url", pa.string()),
     pa.field("source", pa.string()),                  # where it came from: file and byte offset
 ])
-
-
-def empty_rejects() -> pa.Table:
-    return REJECT_SCHEMA.empty_table()

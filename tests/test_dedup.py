@@ -85,7 +85,6 @@ def test_newest_dump_policy_keeps_the_latest_capture(crawl_dedup):
 
 
 def test_curve_is_non_decreasing_and_ends_at_the_overall_rate(crawl_dedup):
-    import duckdb
     out, _ = crawl_dedup
     from manifests.views import connect
     con = connect(out)

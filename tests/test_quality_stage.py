@@ -1,9 +1,8 @@
 """The quality stage on the crawl: conservation, signals as columns, staleness."""
 import subprocess
 
-import pyarrow.parquet as pq
 
-from conftest import DATA, curate_cmd, read_shards, run_stages
+from conftest import curate_cmd, read_shards, run_stages
 from manifests.manifest import read_rows
 
 

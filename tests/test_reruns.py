@@ -1,6 +1,5 @@
 """Reruns: a no-op when fresh, a redo when stale, a clean finish after a killed driver."""
 import hashlib
-import os
 import signal
 import subprocess
 import time
@@ -8,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import curate_cmd, doc_set, read_shards, run_stages
+from conftest import curate_cmd, doc_set, run_stages
 from manifests.manifest import read_rows
 
 

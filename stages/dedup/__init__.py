@@ -15,7 +15,6 @@ Steps (Ray tasks where they are per shard or per partition):
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import time
@@ -24,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from manifests.atomic import write_table_atomic
@@ -217,9 +215,8 @@ class DedupStage(Stage):
         ctx.log(f"[dedup] {len(ea):,} duplicate pairs; components done ({time.perf_counter() - t0:.1f} s)")
 
     def _components(self, out: Path, units: list[Unit], s: DedupSettings, ea, eb, log) -> None:
-        from stages.dedup.components import clusters, unions_by_step
+        from stages.dedup.components import clusters
         nodes, root = clusters(ea, eb) if len(ea) else (np.empty(0, np.int64), np.empty(0, np.int64))
-        node_set = set(nodes.tolist())
         meta = {"doc": [], "id": [], "dump": [], "n_chars": [], "text_hash": [], "score": [], "unit": []}
         dump_docs: dict[str, int] = {}
         for u in units:

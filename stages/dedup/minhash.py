@@ -13,7 +13,7 @@ from functools import lru_cache
 import numba
 import numpy as np
 
-from stages.dedup.shingles import CHAR, FNV_OFFSET, FNV_PRIME, WORD, normalise
+from stages.dedup.shingles import FNV_OFFSET, FNV_PRIME
 
 MAX32 = np.uint32(0xFFFFFFFF)
 
@@ -118,11 +118,6 @@ def signatures_from_normalised(texts: list[str], modes: list[int], ngram: int, n
     sig = np.empty((len(texts), num_perm), dtype=np.uint32)
     _signatures(cps, offsets, np.asarray(modes, dtype=np.int64), ngram, a, b, sig)
     return sig
-
-
-def signatures(texts: list[str], modes: list[int], ngram: int, num_perm: int, seed: int) -> np.ndarray:
-    return signatures_from_normalised([normalise(t, m) for t, m in zip(texts, modes)], modes,
-                                      ngram, num_perm, seed)
 
 
 @numba.njit(cache=True, nogil=True)

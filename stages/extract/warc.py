@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO, Iterator, Union
 
 GZIP_MAGIC = b"\x1f\x8b\x08"
