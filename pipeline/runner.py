@@ -38,7 +38,7 @@ def unit_state(unit: Unit, row: ManifestRow | None) -> str:
     return row.status
 
 
-def plan_pipeline(config: Config, until: str | None = None) -> dict[str, list[Unit]]:
+def plan_pipeline(config: Config) -> dict[str, list[Unit]]:
     """Plan every stage of the order; a stage's plan uses the planned (not the recorded)
     fingerprints of the stage before it, so a change upstream shows as stale downstream."""
     output = Path(config.output)
@@ -48,8 +48,6 @@ def plan_pipeline(config: Config, until: str | None = None) -> dict[str, list[Un
         ctx = PlanContext(config=config, output=output, upstream=planned, previous=previous)
         planned[name] = STAGES[name].plan(ctx)
         previous = name
-        if name == until:
-            break
     return planned
 
 
@@ -150,7 +148,7 @@ class Runner:
     def run(self, only: list[str] | None = None, until: str | None = None,
             force: bool = False) -> RunResult:
         names = self.select(only, until)
-        plan_pipeline(self.config)          # a bad input or config fails here, before any work
+        plans = plan_pipeline(self.config)  # a bad input or config fails here, before any work
         result = RunResult()
         with output_lock(self.output):
             write_bytes_atomic(json.dumps(self.config.to_dict(), indent=2).encode(),
@@ -158,9 +156,12 @@ class Runner:
             for name in names:
                 idx = self.config.order.index(name)
                 previous = self.config.order[idx - 1] if idx else None
-                # planned again now that the stages before it have run (remix sizes its
-                # output shards from its input)
-                plans = plan_pipeline(self.config, until=name)
+                if previous:
+                    # planned again, on the plans of the stages before it, now that they
+                    # have run: remix sizes its output shards from its input
+                    ctx = PlanContext(config=self.config, output=self.output, upstream=plans,
+                                      previous=previous)
+                    plans[name] = STAGES[name].plan(ctx)
                 result.stages.append(self._run_stage(name, plans[name], previous, force,
                                                      plans.get(previous, [])))
         return result

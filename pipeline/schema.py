@@ -30,3 +30,18 @@ REJECT_SCHEMA = pa.schema([
     pa.field("url", pa.string()),
     pa.field("source", pa.string()),                  # where it came from: file and byte offset
 ])
+
+
+def extend_schema(base: pa.Schema, fields: list[pa.Field]) -> pa.Schema:
+    """A stage's output schema: its input's, with its own columns (re)placed at the end,
+    so a stage run over its own kind of output never holds a column twice."""
+    names = {f.name for f in fields}
+    return pa.schema([f for f in base if f.name not in names] + list(fields))
+
+
+def with_columns(table: pa.Table, fields: list[pa.Field], arrays: list) -> pa.Table:
+    """The table with these columns (re)placed at the end, as extend_schema describes."""
+    table = table.drop_columns([f.name for f in fields if f.name in table.column_names])
+    for f, a in zip(fields, arrays):
+        table = table.append_column(f, a if isinstance(a, (pa.Array, pa.ChunkedArray)) else pa.array(a, f.type))
+    return table

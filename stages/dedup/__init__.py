@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from manifests.atomic import write_table_atomic
 from pipeline.config import setting
+from pipeline.schema import extend_schema, with_columns
 from pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
 
 SCOPES = ("global", "per_dump", "incremental")
@@ -284,11 +285,7 @@ class DedupStage(Stage):
 
     def process(self, unit: Unit, s: DedupSettings, sink: UnitSink) -> None:
         table = pq.read_table(sink.output / unit.inputs[0].path)
-        base = table.schema
-        for f in DUP_FIELDS:
-            if f.name in base.names:
-                table = table.drop_columns([f.name])
-        sink.set_schema(pa.schema(list(table.schema) + DUP_FIELDS))
+        sink.set_schema(extend_schema(table.schema, DUP_FIELDS))
         sink.count_in(table.num_rows)
         dec = pq.read_table(sink.output / WORK / "decisions" / f"{unit.key}.parquet").to_pylist()
         by_doc = {r["doc"]: r for r in dec}
@@ -307,10 +304,7 @@ class DedupStage(Stage):
                 counts.append(d["count"])
             else:
                 sink.reject(d["reason"], d["survivor"], did, dumps[i], urls[i])
-        kept = table.take(pa.array(keep, pa.int64()))
-        kept = kept.append_column(DUP_FIELDS[0], pa.array(clusters, pa.string()))
-        kept = kept.append_column(DUP_FIELDS[1], pa.array(counts, pa.int32()))
-        sink.add_docs(kept)
+        sink.add_docs(with_columns(table.take(pa.array(keep, pa.int64())), DUP_FIELDS, [clusters, counts]))
         bands, rows = s.band_params()
         sink.stats.update({"bands": bands, "rows": rows, "num_perm": s.num_perm, "ngram": s.ngram,
                            "scope": s.scope})

@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.config import setting
+from pipeline.schema import extend_schema, with_columns
 from pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
 from stages.langid.model import LID_FTZ, LID_FTZ_SHA256, cache_dir, load_fasttext, resolve_lid_model, sha256_of
 from filters.script import han_script
@@ -81,11 +82,7 @@ class LangidStage(Stage):
     def process(self, unit: Unit, s: LangidSettings, sink: UnitSink) -> None:
         model = load_fasttext(resolve_lid_model(s.model_path))
         pf = pq.ParquetFile(sink.output / unit.inputs[0].path)
-        schema = pf.schema_arrow
-        for f in LANG_FIELDS:
-            if f.name in schema.names:
-                schema = schema.remove(schema.get_field_index(f.name))
-        sink.set_schema(pa.schema(list(schema) + LANG_FIELDS))
+        sink.set_schema(extend_schema(pf.schema_arrow, LANG_FIELDS))
         keep = set(s.languages)
         counts: dict[str, int] = {}
         for batch in pf.iter_batches(batch_size=BATCH):
@@ -107,12 +104,6 @@ class LangidStage(Stage):
                 reason = f"lang:{lang}" if lang not in keep else "lang:low_score"
                 sink.reject(reason, f"{lang} {score:.3f}", ids[i], dumps[i], urls[i])
             mask = pa.array(kept_mask)
-            kept = table.filter(mask)
-            for f in LANG_FIELDS:
-                if f.name in kept.column_names:
-                    kept = kept.drop_columns([f.name])
-            kept = kept.append_column(LANG_FIELDS[0], pc.filter(pa.array(langs), mask))
-            kept = kept.append_column(LANG_FIELDS[1], pc.filter(pa.array(scores, pa.float32()), mask))
-            kept = kept.append_column(LANG_FIELDS[2], pa.array(scripts, pa.string()))
-            sink.add_docs(kept)
+            sink.add_docs(with_columns(table.filter(mask), LANG_FIELDS, [
+                pc.filter(pa.array(langs), mask), pc.filter(pa.array(scores, pa.float32()), mask), scripts]))
         sink.stats["predicted"] = dict(sorted(counts.items(), key=lambda kv: -kv[1])[:20])

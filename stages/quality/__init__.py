@@ -21,6 +21,7 @@ from filters import FILTERS
 from filters.pii import mask_pii
 from filters.text import TextView
 from pipeline.config import setting
+from pipeline.schema import extend_schema, with_columns
 from pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
 
 BATCH = 1000
@@ -154,12 +155,8 @@ class QualityStage(Stage):
                 raise RuntimeError(f"{KEEP_TOP_FILE} belongs to another run; rerun the stage")
             threshold = cut["threshold"]
         pf = pq.ParquetFile(sink.output / unit.inputs[0].path)
-        base = pf.schema_arrow
         added = sig_fields + EXTRA_FIELDS
-        for f in added:
-            if f.name in base.names:
-                base = base.remove(base.get_field_index(f.name))
-        sink.set_schema(pa.schema(list(base) + added))
+        sink.set_schema(extend_schema(pf.schema_arrow, added))
         has_lang = "lang" in pf.schema_arrow.names
         for batch in pf.iter_batches(batch_size=BATCH):
             table = pa.Table.from_batches([batch])
@@ -207,14 +204,11 @@ class QualityStage(Stage):
                     pii_counts = [pii_counts[j] for j in passing]
                     scores = [scores[j] for j in passing]
             kept = table.take(pa.array(keep_idx, pa.int64()))
-            kept = kept.drop_columns([f.name for f in added if f.name in kept.column_names])
             kept = kept.set_column(kept.schema.get_field_index("text"), "text", pa.array(new_texts, pa.string()))
             kept = kept.set_column(kept.schema.get_field_index("n_chars"), "n_chars",
                                    pa.array([len(t) for t in new_texts], pa.int64()))
-            for f in sig_fields:
-                kept = kept.append_column(f, pa.array([sg.get(f.name) for sg in kept_signals], pa.float64()))
-            kept = kept.append_column(EXTRA_FIELDS[0], pa.array(pii_counts, pa.int32()))
-            kept = kept.append_column(EXTRA_FIELDS[1], pa.array(scores, pa.float32()))
+            kept = with_columns(kept, added, [[sg.get(f.name) for sg in kept_signals] for f in sig_fields]
+                                + [pii_counts, scores])
             sink.add_docs(kept)
 
     @staticmethod

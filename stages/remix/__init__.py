@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from manifests.atomic import write_bytes_atomic
 from manifests.manifest import FINISHED, read_rows
 from pipeline.config import setting
+from pipeline.schema import with_columns
 from pipeline.stage import InputRef, PlanContext, Stage, Unit, UnitSink, fingerprint
 
 DEFAULT_CATEGORIES = {
@@ -44,6 +45,7 @@ DEFAULT_CATEGORIES = {
              "163.com", "ifeng.com", "chinadaily.com.cn", "prefix:news.", "contains:news"],
 }
 PLAN_FILE = "remix/_work/plan.json"
+ORDER_FIELD = pa.field("_order", pa.float64())         # the shuffle key, dropped before writing
 FIELDS = [pa.field("site", pa.string()), pa.field("category", pa.string()), pa.field("copy", pa.int32())]
 
 
@@ -248,12 +250,8 @@ class RemixStage(Stage):
                         cats.append(cat)
                         copy_no.append(c)
                         order.append(unit_hash(s.seed, did, c, "order"))
-            part = t.take(pa.array(take, pa.int64()))
-            part = part.drop_columns([f.name for f in FIELDS if f.name in part.column_names])
-            part = part.append_column(FIELDS[0], pa.array(sites, pa.string()))
-            part = part.append_column(FIELDS[1], pa.array(cats, pa.string()))
-            part = part.append_column(FIELDS[2], pa.array(copy_no, pa.int32()))
-            part = part.append_column("_order", pa.array(order, pa.float64()))
+            part = with_columns(t.take(pa.array(take, pa.int64())), FIELDS + [ORDER_FIELD],
+                                [sites, cats, copy_no, order])
             schema = schema or part.schema
             pieces.append(part.select(schema.names).cast(schema) if part.schema != schema else part)
         table = pa.concat_tables(pieces, promote_options="default") if pieces else None
