@@ -30,13 +30,19 @@ def ray_address():
     ray.shutdown()
 
 
-def run_stages(ray_address, input_dir, output, stages=None, force=False, **sections):
-    """Run the pipeline in this process (on the session's Ray) and return its RunResult."""
+def run_stages(ray_address, input_dir, output, stages=None, force=False, log=None, **sections):
+    """Run the pipeline in this process (on the session's Ray) and return its RunResult.
+    Log lines are printed, and also passed to `log` when given."""
     from pipeline.config import config_from_dict
     from pipeline.runner import Runner
     raw = {"input": str(input_dir), "output": str(output), **sections}
     cfg = config_from_dict(raw)
-    return Runner(cfg, address=ray_address, log=lambda m: print(m)).run(only=stages, force=force)
+
+    def _log(m):
+        print(m)
+        if log:
+            log(m)
+    return Runner(cfg, address=ray_address, log=_log).run(only=stages, force=force)
 
 
 def read_shards(output, stage, kind="docs"):

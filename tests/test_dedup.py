@@ -177,3 +177,100 @@ def test_per_dump_scope_never_crosses_dumps(ray_address, crawl_dedup, tmp_path):
     rejects = read_shards(out, "dedup", "rejects")
     assert all(docs[r["detail"]]["dump"] == docs[r["id"]]["dump"] for r in rejects)
     assert len(rejects) < len(read_shards(crawl_dedup[0], "dedup", "rejects"))
+
+
+def _decisions(out):
+    import pyarrow.parquet as pq
+    return sorted(pq.read_table(out / "dedup" / "_work" / "decisions.parquet").to_pylist(),
+                  key=lambda r: (r["unit"], r["doc"]))
+
+
+def test_out_of_core_components_and_many_bucket_tasks_decide_the_same(ray_address, crawl_dedup, tmp_path):
+    out = tmp_path / "out"
+    logs = []
+    run_stages(ray_address, DATA / "crawl", out, order=ORDER, log=logs.append,
+               dedup={"components": "disk", "components_memory": "64MB", "bucket_rows": 500})
+    assert any("components (disk" in m for m in logs), logs
+    n_tasks = [m for m in logs if "[dedup] buckets:" in m][0]
+    assert int(n_tasks.split(" in ")[1].split(" tasks")[0]) >= 10, n_tasks
+    assert _decisions(out) == _decisions(crawl_dedup[0])
+    assert read_shards(out, "dedup", "rejects") == read_shards(crawl_dedup[0], "dedup", "rejects")
+
+
+@pytest.mark.parametrize("shape", ["path", "random", "stars"])
+def test_out_of_core_components_equal_union_find(tmp_path, shape):
+    """Large-star/small-star in DuckDB (spilling) against the in-memory union-find,
+    including a long path, the slowest shape for label propagation."""
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from stages.dedup.components import labels_in_memory, labels_out_of_core
+    rng = np.random.default_rng(7)
+    n = 30_000
+    ids = rng.choice(np.iinfo(np.int64).max, size=n, replace=False) - np.iinfo(np.int64).max // 2
+    if shape == "path":
+        order = rng.permutation(n)
+        a, b = ids[order[:-1]], ids[order[1:]]
+    elif shape == "random":
+        a, b = ids[rng.integers(0, n, n // 2)], ids[rng.integers(0, n, n // 2)]
+    else:
+        centre = rng.integers(0, 300, n)
+        a, b = ids[centre], ids[np.arange(n)]
+    m = a != b
+    pq.write_table(pa.table({"a": np.minimum(a, b)[m], "b": np.maximum(a, b)[m]}), tmp_path / "e.parquet")
+    edges = f"read_parquet('{tmp_path / 'e.parquet'}')"
+    labels = {}
+    for name, fn in (("memory", labels_in_memory), ("disk", labels_out_of_core)):
+        con = duckdb.connect(str(tmp_path / f"{name}.duckdb"))
+        con.execute("SET memory_limit = '64MB'")
+        con.execute(f"SET temp_directory = '{tmp_path / 'spill'}'")
+        fn(con, edges)
+        labels[name] = dict(con.execute("SELECT node, root FROM labels").fetchall())
+        con.close()
+    assert labels["memory"] == labels["disk"]
+    nodes = set(np.concatenate([a[m], b[m]]).tolist())
+    assert set(labels["disk"]) == nodes
+    assert all(r <= n_ for n_, r in labels["disk"].items())      # root = smallest key of its cluster
+
+
+def test_dedup_curve_counts_with_giant_clusters_done_out_of_core(tmp_path):
+    """The curve's per-cluster union-find, streamed in batches and, for clusters bigger
+    than a batch, dump by dump inside DuckDB, against plain union-find per prefix of dumps."""
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from stages.dedup.components import labels_in_memory
+    from stages.dedup.survivors import _removed_by_dump
+    rng = np.random.default_rng(3)
+    n, n_dumps = 3000, 4
+    rank = rng.integers(0, n_dumps, n)
+    a, b = rng.integers(0, n, 2600), rng.integers(0, n, 2600)        # one giant cluster and small ones
+    m = a != b
+    a, b = np.minimum(a, b)[m], np.maximum(a, b)[m]
+    pq.write_table(pa.table({"a": a, "b": b}), tmp_path / "e.parquet")
+    edges = f"read_parquet('{tmp_path / 'e.parquet'}')"
+
+    def brute(k):
+        parent = list(range(n))
+
+        def find(x):
+            while parent[x] != x:
+                x = parent[x]
+            return x
+        joined = 0
+        for x, y in zip(a, b):
+            if max(rank[x], rank[y]) <= k and find(x) != find(y):
+                parent[max(find(x), find(y))] = min(find(x), find(y))
+                joined += 1
+        return joined
+    expected = [brute(k) for k in range(n_dumps)]
+    con = duckdb.connect(str(tmp_path / "c.duckdb"))
+    labels_in_memory(con, edges)
+    con.register("ranks", pa.table({"doc": np.arange(n), "rank": rank}))
+    con.execute("CREATE TABLE members AS SELECT l.root, r.doc, r.rank FROM labels l JOIN ranks r ON r.doc = l.node")
+    sizes = sorted(c for (c,) in con.execute("SELECT count(*) FROM members GROUP BY root").fetchall())
+    assert sizes[-1] > 1000 and len(sizes) > 10
+    for batch in (1_000_000, 50):
+        assert _removed_by_dump(con, edges, n_dumps, batch=batch).tolist() == expected

@@ -4,10 +4,11 @@ For each size N (default 10k, 100k, 1M): N documents of 150 words from a 20,000-
 vocabulary, 10,000 per shard, in 2 dumps; 30% of them copy an earlier document, half
 exactly and half with 2 of the 150 words replaced (5-gram Jaccard about 0.87). Each N runs in a fresh process (so peak
 memory is its own) through the stage's own steps, in-process on one core: signatures
-per shard, buckets per partition, components (+ survivors + curve), apply per shard.
-Prints wall time and peak RSS per step, and recall/precision against the plant.
+per shard, buckets per key range, components (+ survivors + curve), apply per shard.
+Each step runs in its own process, so its peak RSS is its own. Prints wall time and
+peak RSS per step, and how many planted duplicates were removed.
 
-    python -m tools.bench_dedup_scale [--sizes 10000 100000 1000000]
+    python -m tools.bench_dedup_scale [--sizes 10000 100000 1000000] [--components disk --memory 256MB]
 """
 from __future__ import annotations
 
@@ -61,65 +62,90 @@ def generate(folder: Path, n: int, seed: int = 0) -> dict:
     return {"units": units}
 
 
-def run_one(n: int) -> dict:
-    import numpy as np
+def _settings(args):
+    from stages.dedup import DedupSettings
+    return DedupSettings(components=args.components, components_memory=args.memory)
 
-    from pipeline.stage import InputRef, Unit, execute_unit
-    from stages.dedup import DedupSettings, DedupStage, bucket_edges, compute_signatures
-    steps = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        t0 = time.perf_counter()
-        units = [Unit("dedup", key, dump, [InputRef(rel, key)], out_path=f"dedup/{key}.parquet",
-                      rejects_path=f"rejects/dedup/{key}.parquet")
-                 for key, dump, rel in generate(out, n)["units"]]
-        steps["generate"] = (time.perf_counter() - t0, _rss_mb())
-        s = DedupSettings()
+
+def _units(folder: Path):
+    from pipeline.stage import InputRef, Unit
+    return [Unit("dedup", key, dump, [InputRef(rel, key)], out_path=f"dedup/{key}.parquet",
+                 rejects_path=f"rejects/dedup/{key}.parquet")
+            for key, dump, rel in json.loads((folder / "units.json").read_text())]
+
+
+def run_step(step: str, folder: Path, n: int, args) -> dict:
+    """One step in this (fresh) process, so its peak RSS is its own."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from pipeline.stage import execute_unit
+    from stages.dedup import DedupStage
+    from stages.dedup.buckets import bucket_edges, key_ranges
+    from stages.dedup.signatures import band_path, compute_signatures
+    from stages.dedup.survivors import resolve
+    s = _settings(args)
+    before = _rss_mb()
+    t0 = time.perf_counter()
+    extra = {}
+    if step == "generate":
+        (folder / "units.json").write_text(json.dumps(generate(folder, n)["units"]))
+    elif step == "signatures":
+        for u in _units(folder):
+            compute_signatures(str(folder), u, s)
+    elif step == "buckets":
+        keys = [u.key for u in _units(folder)]
+        total = sum(pq.read_metadata(band_path(folder, k)).num_rows for k in keys)
+        ranges = key_ranges(total, s.bucket_rows)
+        extra["edges"] = sum(bucket_edges(str(folder), keys, j, lo, hi) for j, (lo, hi) in enumerate(ranges))
+        extra["band_rows"] = total
+        (folder / "edges.json").write_text(json.dumps(extra["edges"]))
+    elif step == "components":
+        keys = [u.key for u in _units(folder)]
+        r = resolve(str(folder), keys, s, json.loads((folder / "edges.json").read_text()))
+        extra = {k: r[k] for k in ("mode", "rounds", "removed", "clusters")}
+    elif step == "apply":
         stage = DedupStage()
-        t0 = time.perf_counter()
-        for u in units:
-            compute_signatures(str(out), u, s)
-        steps["signatures"] = (time.perf_counter() - t0, _rss_mb())
-        t0 = time.perf_counter()
-        parts = [bucket_edges(str(out), [u.key for u in units], k) for k in range(s.partitions)]
-        ea = np.concatenate([p[0] for p in parts])
-        eb = np.concatenate([p[1] for p in parts])
-        pairs = np.unique(np.stack([ea, eb], axis=1), axis=0)
-        steps["buckets"] = (time.perf_counter() - t0, _rss_mb())
-        t0 = time.perf_counter()
-        stage._components(out, units, s, pairs[:, 0], pairs[:, 1], lambda m: None)
-        steps["components"] = (time.perf_counter() - t0, _rss_mb())
-        t0 = time.perf_counter()
-        removed = 0
-        rows = [execute_unit(stage, s, u, out) for u in units]
-        removed = sum(r.rejected for r in rows)
+        rows = [execute_unit(stage, s, u, folder) for u in _units(folder)]
         assert all(r.status == "done" for r in rows), [r.error for r in rows]
-        steps["apply"] = (time.perf_counter() - t0, _rss_mb())
-        origin = np.load(out / "origin.npy")
-        planted = n - len(np.unique(origin))
-    return {"n": n, "steps": steps, "removed": removed, "planted": planted, "pairs": len(pairs)}
+        origin = np.load(folder / "origin.npy")
+        extra = {"removed": sum(r.rejected for r in rows), "planted": int(n - len(np.unique(origin)))}
+    return {"seconds": time.perf_counter() - t0, "rss_before": before, "rss_peak": _rss_mb(), **extra}
+
+
+STEPS = ("generate", "signatures", "buckets", "components", "apply")
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
-    ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--components", default="auto", choices=["auto", "memory", "disk"],
+                    help="force the components step in memory or out of core (DuckDB)")
+    ap.add_argument("--memory", default="2GB", help="components_memory")
+    ap.add_argument("--step", help=argparse.SUPPRESS)
+    ap.add_argument("--dir", help=argparse.SUPPRESS)
+    ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.one:
-        print(json.dumps(run_one(args.one)))
+    if args.step:
+        print(json.dumps(run_step(args.step, Path(args.dir), args.n, args)))
         return
-    print(f"{'docs':>9s} {'step':>11s} {'seconds':>9s} {'docs/s':>9s} {'peak RSS MB':>12s}")
+    print(f"components: {args.components}, components_memory {args.memory}; "
+          f"RSS is each step's own process (imports included)")
+    print(f"{'docs':>9s} {'step':>11s} {'seconds':>9s} {'docs/s':>9s} {'RSS start MB':>13s} {'peak MB':>8s}  notes")
     for n in args.sizes:
-        proc = subprocess.run([sys.executable, "-m", "tools.bench_dedup_scale", "--one", str(n)],
-                              capture_output=True, text=True)
-        if proc.returncode:
-            print(proc.stderr[-2000:])
-            continue
-        r = json.loads(proc.stdout.strip().splitlines()[-1])
-        for step, (secs, rss) in r["steps"].items():
-            print(f"{n:9,d} {step:>11s} {secs:9.2f} {n / secs:9.0f} {rss:12.0f}")
-        print(f"{n:9,d} removed {r['removed']:,} of {r['planted']:,} planted duplicates "
-              f"({r['pairs']:,} candidate pairs)")
+        with tempfile.TemporaryDirectory() as tmp:
+            for step in STEPS:
+                proc = subprocess.run([sys.executable, "-m", "tools.bench_dedup_scale", "--step", step, "--dir", tmp,
+                                       "--n", str(n), "--components", args.components, "--memory", args.memory],
+                                      capture_output=True, text=True)
+                if proc.returncode:
+                    print(proc.stderr[-2000:])
+                    break
+                r = json.loads(proc.stdout.strip().splitlines()[-1])
+                notes = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in r.items()
+                                  if k not in ("seconds", "rss_before", "rss_peak"))
+                print(f"{n:9,d} {step:>11s} {r['seconds']:9.2f} {n / r['seconds']:9.0f} "
+                      f"{r['rss_before']:13.0f} {r['rss_peak']:8.0f}  {notes}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,109 @@
+"""Step 1, one Ray task per input shard: MinHash signatures, band keys and exact-text hashes.
+
+Per shard, under dedup/_work/:
+- signatures/<unit>.parquet: one row per document (doc key, id, dump, length, text hash,
+  survivor score, signature), with the settings' fingerprint in its metadata. Stored once
+  per document and reused by later runs (a new dump computes only its own shards).
+- bands/<unit>.parquet: one row per (document, band) plus one per document for the exact
+  hash, sorted by key in small row groups, so a bucket task reads only its key range.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from manifests.atomic import write_table_atomic
+
+WORK = "dedup/_work"
+EXACT_BAND = 65535                     # the band number of exact-text keys
+BAND_ROW_GROUP = 65_536                # rows per row group of a band file: the read granularity
+SIGNATURES_VERSION = "2"
+
+
+def doc_key(doc_id: str) -> int:
+    """64-bit key of a document id: what edges, labels and decisions carry."""
+    return int.from_bytes(hashlib.blake2b(doc_id.encode(), digest_size=8).digest(), "little", signed=True)
+
+
+def text_hash(norm: str) -> int:
+    return int.from_bytes(hashlib.blake2b(norm.encode(), digest_size=8).digest(), "little", signed=True)
+
+
+def score_column(survivor: str) -> str | None:
+    return survivor.split(":", 1)[1] if survivor.startswith("column:") else None
+
+
+def signature_fingerprint(s, input_fp: str) -> str:
+    bands, rows = s.band_params()
+    blob = json.dumps([SIGNATURES_VERSION, input_fp, s.ngram, s.num_perm, s.seed, bands, rows, s.exact,
+                       s.scope == "per_dump", score_column(s.survivor)], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def signature_path(out: Path, unit_key: str) -> Path:
+    return out / WORK / "signatures" / f"{unit_key}.parquet"
+
+
+def band_path(out: Path, unit_key: str) -> Path:
+    return out / WORK / "bands" / f"{unit_key}.parquet"
+
+
+def compute_signatures(output: str, unit, s) -> dict:
+    """Signatures and band keys of one input shard; skips a shard already stored."""
+    from stages.dedup.minhash import band_keys, signatures_from_normalised
+    from stages.dedup.shingles import mode_for, normalise
+    out = Path(output)
+    fp = signature_fingerprint(s, unit.inputs[0].fingerprint)
+    sig_path = signature_path(out, unit.key)
+    if sig_path.exists() and band_path(out, unit.key).exists():
+        meta = pq.read_metadata(sig_path).metadata or {}
+        if meta.get(b"curate_fingerprint") == fp.encode():
+            return {"unit": unit.key, "reused": True}
+    t0 = time.perf_counter()
+    score_col = score_column(s.survivor)
+    names = pq.read_schema(out / unit.inputs[0].path).names
+    cols = ["id", "dump", "text", "n_chars"] + (["lang"] if "lang" in names else [])
+    if score_col:
+        if score_col not in names:
+            raise ValueError(f"survivor: column {score_col!r} is not in {unit.inputs[0].path} "
+                             f"(columns: {', '.join(names)})")
+        cols.append(score_col)
+    table = pq.read_table(out / unit.inputs[0].path, columns=cols)
+    texts = table.column("text").to_pylist()
+    langs = table.column("lang").to_pylist() if "lang" in cols else [None] * len(texts)
+    modes = [mode_for(lang, t) for lang, t in zip(langs, texts)]
+    norm = [normalise(t, m) for t, m in zip(texts, modes)]
+    sig = signatures_from_normalised(norm, modes, s.ngram, s.num_perm, s.seed)
+    keys = np.array([doc_key(i) for i in table.column("id").to_pylist()], dtype=np.int64)
+    thash = np.array([text_hash(n) for n in norm], dtype=np.int64)
+    bands, rows = s.band_params()
+    bkeys = band_keys(sig, bands, rows)
+    if s.scope == "per_dump":           # buckets never span two dumps
+        dump_salt = np.array([doc_key(d) for d in table.column("dump").to_pylist()], dtype=np.int64).view(np.uint64)
+        bkeys ^= dump_salt[:, None]
+        thash = thash ^ dump_salt.view(np.int64)
+    all_doc = np.repeat(keys, bands)
+    all_band = np.tile(np.arange(bands, dtype=np.uint16), len(keys))
+    all_key = bkeys.reshape(-1)
+    if s.exact:
+        all_doc = np.concatenate([all_doc, keys])
+        all_band = np.concatenate([all_band, np.full(len(keys), EXACT_BAND, np.uint16)])
+        all_key = np.concatenate([all_key, thash.view(np.uint64)])
+    order = np.argsort(all_key, kind="stable")
+    write_table_atomic(pa.table({"key": all_key[order], "band": all_band[order], "doc": all_doc[order]}),
+                       band_path(out, unit.key), row_group_size=BAND_ROW_GROUP)
+    flat = pa.array(sig.reshape(-1), pa.uint32())
+    meta_table = pa.table({
+        "doc": keys, "id": table.column("id"), "dump": table.column("dump"),
+        "n_chars": table.column("n_chars"), "text_hash": thash,
+        "score": (table.column(score_col).cast(pa.float64()) if score_col else pa.nulls(len(keys), pa.float64())),
+        "signature": pa.FixedSizeListArray.from_arrays(flat, s.num_perm),
+    }).replace_schema_metadata({"curate_fingerprint": fp, "bands": str(bands), "rows": str(rows)})
+    write_table_atomic(meta_table, sig_path)     # last: its fingerprint marks the shard done
+    return {"unit": unit.key, "reused": False, "docs": len(keys), "seconds": time.perf_counter() - t0}
