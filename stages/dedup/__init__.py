@@ -45,8 +45,9 @@ DEEPSEEK_TABLE1 = {1: 0.222, 2: 0.467, 6: 0.557, 12: 0.699, 16: 0.757, 22: 0.763
 @dataclass
 class DedupSettings:
     scope: str = setting("global", "global: all dumps together; per_dump: within each dump "
-                                   "(FineWeb); incremental: global, with earlier dumps' documents "
-                                   "always kept (oldest-first survivors) and stored signatures reused")
+                                   "(FineWeb); incremental: global over every dump so far with "
+                                   "oldest-first survivors, reusing stored signatures (only new "
+                                   "shards are computed)")
     ngram: int = setting(5, "shingle size: words (English and spaced languages) or characters (Chinese)")
     num_perm: int = setting(128, "MinHash permutations")
     seed: int = setting(1, "MinHash seed (datasketch's)")
