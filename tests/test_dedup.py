@@ -274,3 +274,22 @@ def test_dedup_curve_counts_with_giant_clusters_done_out_of_core(tmp_path):
     assert sizes[-1] > 1000 and len(sizes) > 10
     for batch in (1_000_000, 50):
         assert _removed_by_dump(con, edges, n_dumps, batch=batch).tolist() == expected
+
+
+def test_texts_with_nothing_to_shingle_join_no_bucket(tmp_path):
+    """Symbol-only pages normalise to nothing; they must not all become one cluster."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.stage import InputRef, Unit
+    from stages.dedup import DedupSettings
+    from stages.dedup.signatures import band_path, compute_signatures, doc_key
+    texts = ["★★★ ☆☆ ---", "→ → → ✓", "the cat sat on the mat today", "the cat sat on the mat today"]
+    ids = [f"d{i}" for i in range(len(texts))]
+    pq.write_table(pa.table({"id": ids, "dump": ["D"] * 4, "text": texts, "n_chars": [len(t) for t in texts],
+                             "lang": ["en"] * 4}), tmp_path / "in.parquet")
+    unit = Unit("dedup", "s0", "D", [InputRef("in.parquet", "fp")], out_path="dedup/s0.parquet",
+                rejects_path="rejects/dedup/s0.parquet")
+    compute_signatures(str(tmp_path), unit, DedupSettings())
+    docs = set(pq.read_table(band_path(tmp_path, "s0")).column("doc").to_pylist())
+    assert docs == {doc_key("d2"), doc_key("d3")}

@@ -23,7 +23,7 @@ from manifests.atomic import write_table_atomic
 WORK = "dedup/_work"
 EXACT_BAND = 65535                     # the band number of exact-text keys
 BAND_ROW_GROUP = 65_536                # rows per row group of a band file: the read granularity
-SIGNATURES_VERSION = "2"
+SIGNATURES_VERSION = "3"
 
 
 def doc_key(doc_id: str) -> int:
@@ -95,6 +95,12 @@ def compute_signatures(output: str, unit, s) -> dict:
         all_doc = np.concatenate([all_doc, keys])
         all_band = np.concatenate([all_band, np.full(len(keys), EXACT_BAND, np.uint16)])
         all_key = np.concatenate([all_key, thash.view(np.uint64)])
+    # a text with nothing left after normalisation (only symbols) has no shingles: it
+    # joins no bucket, instead of sharing the empty signature with every other such text
+    has_text = np.array([bool(n) for n in norm], dtype=bool)
+    if not has_text.all():
+        keep = np.isin(all_doc, keys[has_text])
+        all_doc, all_band, all_key = all_doc[keep], all_band[keep], all_key[keep]
     order = np.argsort(all_key, kind="stable")
     write_table_atomic(pa.table({"key": all_key[order], "band": all_band[order], "doc": all_doc[order]}),
                        band_path(out, unit.key), row_group_size=BAND_ROW_GROUP)
