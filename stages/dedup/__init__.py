@@ -30,7 +30,7 @@ from pipeline.config import setting
 from pipeline.schema import extend_schema, with_columns
 from pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
 from stages.dedup.buckets import EDGES, bucket_edges, key_ranges
-from stages.dedup.signatures import band_path, compute_signatures, doc_key
+from stages.dedup.signatures import band_path, compute_signatures, doc_keys
 from stages.dedup.survivors import DECISIONS, memory_bytes, resolve
 
 SCOPES = ("global", "per_dump", "incremental")
@@ -139,11 +139,12 @@ class DedupStage(Stage):
         dec = pq.read_table(sink.output / DECISIONS, columns=["doc", "survivor", "reason", "count"],
                             filters=[("unit", "=", unit.key)]).to_pylist()
         by_doc = {r["doc"]: r for r in dec}
+        keys = doc_keys(unit.key, table.num_rows)       # as compute_signatures made them
         ids = table.column("id").to_pylist()
         keep, clusters, counts = [], [], []
         dumps, urls = table.column("dump").to_pylist(), table.column("url").to_pylist()
         for i, did in enumerate(ids):
-            d = by_doc.get(doc_key(did))
+            d = by_doc.get(int(keys[i]))
             if d is None:
                 keep.append(i)
                 clusters.append(did)

@@ -26,13 +26,19 @@ BAND_ROW_GROUP = 65_536                # rows per row group of a band file: the 
 SIGNATURES_VERSION = "3"
 
 
-def doc_key(doc_id: str) -> int:
-    """64-bit key of a document id: what edges, labels and decisions carry."""
-    return int.from_bytes(hashlib.blake2b(doc_id.encode(), digest_size=8).digest(), "little", signed=True)
+def _hash64(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little", signed=True)
+
+
+def doc_keys(unit_key: str, n: int) -> np.ndarray:
+    """64-bit keys of a shard's rows, what edges, labels and decisions carry: by position,
+    not id, so a record given twice (one WARC file in two dump folders) is two documents
+    that dedup joins, not one key that hides the copy."""
+    return np.array([_hash64(f"{unit_key}\x1f{i}") for i in range(n)], dtype=np.int64)
 
 
 def text_hash(norm: str) -> int:
-    return int.from_bytes(hashlib.blake2b(norm.encode(), digest_size=8).digest(), "little", signed=True)
+    return _hash64(norm)
 
 
 def score_column(survivor: str) -> str | None:
@@ -80,12 +86,12 @@ def compute_signatures(output: str, unit, s) -> dict:
     modes = [mode_for(lang, t) for lang, t in zip(langs, texts)]
     norm = [normalise(t, m) for t, m in zip(texts, modes)]
     sig = signatures_from_normalised(norm, modes, s.ngram, s.num_perm, s.seed)
-    keys = np.array([doc_key(i) for i in table.column("id").to_pylist()], dtype=np.int64)
+    keys = doc_keys(unit.key, table.num_rows)
     thash = np.array([text_hash(n) for n in norm], dtype=np.int64)
     bands, rows = s.band_params()
     bkeys = band_keys(sig, bands, rows)
     if s.scope == "per_dump":           # buckets never span two dumps
-        dump_salt = np.array([doc_key(d) for d in table.column("dump").to_pylist()], dtype=np.int64).view(np.uint64)
+        dump_salt = np.array([_hash64(d) for d in table.column("dump").to_pylist()], dtype=np.int64).view(np.uint64)
         bkeys ^= dump_salt[:, None]
         thash = thash ^ dump_salt.view(np.int64)
     all_doc = np.repeat(keys, bands)

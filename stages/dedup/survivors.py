@@ -42,14 +42,15 @@ def _sql_list(paths) -> str:
 
 
 def _survivor_order(policy: str) -> str:
-    """A struct that sorts the survivor first; the id breaks ties."""
+    """A struct that sorts the survivor first; the id breaks ties, then the row (one
+    record given twice)."""
     if policy == "newest_dump":
-        return "{p: -rank, id: id}"
+        return "{p: -rank, id: id, doc: doc}"
     if policy == "oldest_dump":
-        return "{p: rank, id: id}"
+        return "{p: rank, id: id, doc: doc}"
     if policy == "longest":
-        return "{p: -n_chars, id: id}"
-    return "{missing: score IS NULL, p: -score, id: id}"          # column:<name>, highest wins
+        return "{p: -n_chars, id: id, doc: doc}"
+    return "{missing: score IS NULL, p: -score, id: id, doc: doc}"          # column:<name>, highest wins
 
 
 def resolve(output: str, unit_keys: list[str], s, n_edges: int) -> dict:
@@ -99,7 +100,8 @@ def resolve(output: str, unit_keys: list[str], s, n_edges: int) -> dict:
         phase("members")
         order = _survivor_order(s.survivor)
         con.execute(f"""CREATE TABLE surv AS
-            SELECT root, arg_min(id, {order}) AS sid, arg_min(text_hash, {order}) AS shash,
+            SELECT root, arg_min(doc, {order}) AS sdoc, arg_min(id, {order}) AS sid,
+                   arg_min(text_hash, {order}) AS shash,
                    count(*)::INTEGER AS n
             FROM members GROUP BY root""")
         phase("survivors")
@@ -108,7 +110,7 @@ def resolve(output: str, unit_keys: list[str], s, n_edges: int) -> dict:
         try:
             con.execute(f"""COPY (
                 SELECT m.unit, m.doc, v.sid AS survivor,
-                       CASE WHEN m.id = v.sid THEN NULL
+                       CASE WHEN m.doc = v.sdoc THEN NULL
                             WHEN m.text_hash = v.shash THEN 'exact_duplicate'
                             ELSE 'near_duplicate' END AS reason,
                        v.n AS count
