@@ -75,3 +75,18 @@ def test_site_and_category_rules():
     assert category_of(site_of("https://cs.stanford.edu/x"), rules) == "academic"
     assert category_of(site_of("https://myforum.net/t/1"), rules) == "forum"
     assert category_of(site_of("https://example.org/"), rules) == "other"
+
+
+def test_shard_count_changes_where_copies_go_never_which(ray_address, remixed, tmp_path):
+    """The scatter step routes each copy to one output shard: many shards or one, the same
+    copies are written and the same documents dropped."""
+    one = tmp_path / "one"
+    run_stages(ray_address, DATA / "crawl", one, order=ORDER, remix={**MIX, "shard_bytes": 10**12})
+    assert len(read_rows(one, "remix")) == 2 and len(read_rows(remixed, "remix")) > 2
+
+    def copies(out):
+        return collections.Counter((d["id"], d["copy"]) for d in read_shards(out, "remix"))
+
+    def drops(out):
+        return sorted((r["id"], r["reason"]) for r in read_shards(out, "remix", "rejects"))
+    assert copies(one) == copies(remixed) and drops(one) == drops(remixed)

@@ -12,22 +12,29 @@ times any explicit weight, and the language factor brings each language to its t
 share. A document is written floor(rate) times, plus once more when a hash of
 (seed, id) falls under the fraction; rate < 1 drops it with that probability
 (reason remix:downsampled). Its fate depends only on (seed, id, rates), never on order
-or worker. Copies go to the language's output shards by a hash of (seed, id, copy), and
-each shard is ordered by that hash: shuffled across dumps, deterministically.
+or worker. A document's first copy (or its drop) goes to its home shard by a hash of
+(seed, id), further copies by a hash of (seed, id, copy), and each shard is ordered by a
+hash: shuffled across dumps, deterministically.
+
+The shuffle has two steps, so no output shard reads the whole input: in prepare, one
+Ray task per input shard writes its rows grouped by output shard, one row group each
+(remix/_work/scatter/); each output unit then reads only its row group of each file.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 
-from manifests.atomic import write_bytes_atomic
+from manifests.atomic import atomic_path, write_bytes_atomic
 from manifests.manifest import FINISHED, read_rows
 from pipeline.config import setting
 from pipeline.schema import with_columns
@@ -45,7 +52,10 @@ DEFAULT_CATEGORIES = {
              "163.com", "ifeng.com", "chinadaily.com.cn", "prefix:news.", "contains:news"],
 }
 PLAN_FILE = "remix/_work/plan.json"
+SCATTER = "remix/_work/scatter"
 ORDER_FIELD = pa.field("_order", pa.float64())         # the shuffle key, dropped before writing
+ROUTE_FIELDS = [ORDER_FIELD, pa.field("_target", pa.string()),          # scatter-only columns
+                pa.field("_reason", pa.string()), pa.field("_detail", pa.string())]
 FIELDS = [pa.field("site", pa.string()), pa.field("category", pa.string()), pa.field("copy", pa.int32())]
 
 
@@ -193,9 +203,11 @@ class RemixStage(Stage):
         counts = {}
         for u in ctx.units:
             counts[u.lang] = counts.get(u.lang, 0) + 1
+        plan_fp = fingerprint(self, s, ctx.units[0].inputs)
+        shutil.rmtree(out / SCATTER, ignore_errors=True)
+        ctx.map(scatter_shard, [(str(out), p, i, s, rates, counts, plan_fp) for i, p in enumerate(inputs)])
         write_bytes_atomic(json.dumps({"rates": rates, "shards": counts, "inputs": inputs,
-                                       "fingerprint": fingerprint(self, s, ctx.units[0].inputs)}).encode(),
-                           out / PLAN_FILE)
+                                       "fingerprint": plan_fp}).encode(), out / PLAN_FILE)
         total_out = sum(rates[l].get(c, 0) * n for l in chars for c, n in chars[l].items()) or 1
         ctx.log("[remix] mixture (share of characters): language  input -> expected  (target)")
         total_in = sum(sum(v.values()) for v in chars.values()) or 1
@@ -208,57 +220,86 @@ class RemixStage(Stage):
 
     def process(self, unit: Unit, s: RemixSettings, sink: UnitSink) -> None:
         plan = json.loads((sink.output / PLAN_FILE).read_text())
-        if plan["fingerprint"] != fingerprint(self, s, unit.inputs):
+        plan_fp = fingerprint(self, s, unit.inputs)
+        if plan["fingerprint"] != plan_fp:
             raise RuntimeError(f"{PLAN_FILE} belongs to another plan; rerun the stage")
-        lang = unit.lang
-        n_shards = plan["shards"][lang]
-        j = int(unit.key.rsplit("-", 1)[1])
-        rates = plan["rates"].get(lang, {})
-        pieces = []
-        schema = None
-        kept_home = 0
-        for path in plan["inputs"]:
-            t = pq.read_table(sink.output / path)
-            langs = t.column("lang").to_pylist() if "lang" in t.column_names else ["und"] * t.num_rows
-            ids, urls = t.column("id").to_pylist(), t.column("url").to_pylist()
-            dumps = t.column("dump").to_pylist()
-            take, sites, cats, copy_no, order = [], [], [], [], []
-            for i, (did, dl, url) in enumerate(zip(ids, langs, urls)):
-                dl = dl or "und"
-                home = int(unit_hash(s.seed, did, "home") * n_shards) == j and dl == lang
-                if dl != lang:
-                    # every other language's document is someone else's; the first unit of
-                    # the first language also answers for languages that get no shard
-                    if dl not in plan["shards"] and lang == min(plan["shards"]) and j == 0:
-                        sink.count_in()
-                        sink.reject("remix:language_not_in_mix", dl, did, dumps[i], url)
-                    continue
-                site = site_of(url)
-                cat = category_of(site, s.categories)
-                k = copies_of(rates.get(cat, 0.0), s.seed, did)
-                if home:
-                    sink.count_in()
-                    if k == 0:
-                        sink.reject("remix:downsampled", f"rate {rates.get(cat, 0.0):.3f} ({cat})",
-                                    did, dumps[i], url)
-                    else:
-                        kept_home += 1
-                for c in range(k):
-                    if int(unit_hash(s.seed, did, c, "shard") * n_shards) == j:
-                        take.append(i)
-                        sites.append(site)
-                        cats.append(cat)
-                        copy_no.append(c)
-                        order.append(unit_hash(s.seed, did, c, "order"))
-            part = with_columns(t.take(pa.array(take, pa.int64())), FIELDS + [ORDER_FIELD],
-                                [sites, cats, copy_no, order])
+        pieces, schema = [], None
+        for index in range(len(plan["inputs"])):
+            part = _read_target(sink.output / SCATTER / f"{index:05d}.parquet", unit.key, plan_fp)
             schema = schema or part.schema
             pieces.append(part.select(schema.names).cast(schema) if part.schema != schema else part)
-        table = pa.concat_tables(pieces, promote_options="default") if pieces else None
-        if table is None:
+        if not pieces:
             raise RuntimeError("remix has no input shards")
-        table = table.sort_by("_order").drop_columns(["_order"])
-        sink.set_schema(table.schema)
-        sink.add_docs(table)
+        table = pa.concat_tables(pieces, promote_options="default").sort_by("_order")
+        reasons = table.column("_reason")
+        dropped = table.filter(reasons.is_valid())
+        for did, reason, detail, dump, url in zip(*(dropped.column(c).to_pylist()
+                                                    for c in ("id", "_reason", "_detail", "dump", "url"))):
+            sink.count_in()
+            sink.reject(reason, detail, did, dump, url)
+        docs = table.filter(reasons.is_null()).drop_columns([f.name for f in ROUTE_FIELDS])
+        firsts = pa.compute.sum(pa.compute.equal(docs.column("copy"), 0)).as_py() or 0
+        sink.count_in(firsts)
+        sink.set_schema(docs.schema)
+        sink.add_docs(docs)
         # copies beyond each document's first: the conservation check counts them
-        sink.repeats = table.num_rows - kept_home
+        sink.repeats = docs.num_rows - firsts
+
+
+def _read_target(path: Path, key: str, plan_fp: str) -> pa.Table:
+    """The row group of one scatter file that belongs to output shard `key` (or none)."""
+    pf = pq.ParquetFile(path)
+    if (pf.schema_arrow.metadata or {}).get(b"curate_plan") != plan_fp.encode():
+        raise RuntimeError(f"{path} was scattered for another plan; rerun the stage")
+    col = pf.schema_arrow.get_field_index("_target")
+    groups = []
+    for g in range(pf.num_row_groups):
+        stats = pf.metadata.row_group(g).column(col).statistics
+        if stats is not None and stats.has_min_max and stats.min == key == stats.max:
+            groups.append(g)
+    return pf.read_row_groups(groups) if groups else pf.schema_arrow.empty_table()
+
+
+def scatter_shard(output: str, path: str, index: int, s: RemixSettings, rates: dict,
+                  shards: dict[str, int], plan_fp: str) -> int:
+    """One input shard (a Ray task): every document's copies, or its drop, routed to an
+    output shard; written sorted by output shard, one row group per shard."""
+    out = Path(output)
+    t = pq.read_table(out / path)
+    langs = t.column("lang").to_pylist() if "lang" in t.column_names else ["und"] * t.num_rows
+    first_lang = min(shards)
+    take, cols = [], {k: [] for k in ("site", "category", "copy", "_order", "_target", "_reason", "_detail")}
+
+    def route(i, site, cat, copy, target, reason=None, detail=None, salt=None):
+        take.append(i)
+        for k, v in zip(cols, (site, cat, copy, unit_hash(s.seed, salt, copy, "order"), target, reason, detail)):
+            cols[k].append(v)
+    for i, (did, dl, url) in enumerate(zip(t.column("id").to_pylist(), langs, t.column("url").to_pylist())):
+        dl = dl or "und"
+        site = site_of(url)
+        cat = category_of(site, s.categories)
+        if dl not in shards:
+            # the first shard of the first language answers for languages that get none
+            route(i, site, cat, -1, f"{first_lang}/part-00000", "remix:language_not_in_mix", dl, did)
+            continue
+        n, rate = shards[dl], rates.get(dl, {}).get(cat, 0.0)
+        home = int(unit_hash(s.seed, did, "home") * n)
+        k = copies_of(rate, s.seed, did)
+        if k == 0:
+            route(i, site, cat, -1, f"{dl}/part-{home:05d}", "remix:downsampled", f"rate {rate:.3f} ({cat})", did)
+        for c in range(k):
+            j = home if c == 0 else int(unit_hash(s.seed, did, c, "shard") * n)
+            route(i, site, cat, c, f"{dl}/part-{j:05d}", salt=did)
+    routed = with_columns(t.take(pa.array(take, pa.int64())), FIELDS + ROUTE_FIELDS, list(cols.values()))
+    routed = routed.sort_by([("_target", "ascending"), ("_order", "ascending")])
+    routed = routed.replace_schema_metadata({**(routed.schema.metadata or {}), "curate_plan": plan_fp})
+    targets = routed.column("_target").to_pylist()
+    starts = [0] + [r for r in range(1, len(targets)) if targets[r] != targets[r - 1]] + [len(targets)]
+    with atomic_path(out / SCATTER / f"{index:05d}.parquet") as tmp:
+        with pq.ParquetWriter(tmp, routed.schema) as writer:
+            for a, b in zip(starts, starts[1:]):
+                if b > a:
+                    writer.write_table(routed.slice(a, b - a), row_group_size=b - a)
+            if not targets:
+                writer.write_table(routed)
+    return routed.num_rows
