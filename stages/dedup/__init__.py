@@ -93,7 +93,7 @@ class DedupSettings:
 
 class DedupStage(Stage):
     name = "dedup"
-    code_version = "1"
+    code_version = "2"
     settings_cls = DedupSettings
     requires = ("extract",)
     needs_all_inputs = True

@@ -157,7 +157,7 @@ def _output_counts(rates, chars, s) -> dict[str, int]:
 
 class RemixStage(Stage):
     name = "remix"
-    code_version = "1"
+    code_version = "2"
     settings_cls = RemixSettings
     requires = ("extract",)
     needs_all_inputs = True
