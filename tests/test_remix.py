@@ -90,3 +90,27 @@ def test_shard_count_changes_where_copies_go_never_which(ray_address, remixed, t
     def drops(out):
         return sorted((r["id"], r["reason"]) for r in read_shards(out, "remix", "rejects"))
     assert copies(one) == copies(remixed) and drops(one) == drops(remixed)
+
+
+def test_dup_count_exponent_upsamples_often_repeated_content(ray_address, crawl_extract, tmp_path):
+    """On the default pipeline's output (dedup ran before remix): with exponent 1, a
+    survivor of a bigger cluster gets more copies, and the language shares stay put."""
+    from conftest import copy_tree
+    out = copy_tree(crawl_extract[0], tmp_path / "out")
+    run_stages(ray_address, DATA / "crawl", out, stages=["remix"], remix={"dup_count_exponent": 1.0})
+    copies = collections.Counter(d["id"] for d in read_shards(out, "remix"))
+    size = {d["id"]: d["dup_count"] for d in read_shards(out, "remix")}
+    by_size = collections.defaultdict(list)
+    for i, n in size.items():
+        by_size[min(n, 3)].append(copies[i])
+    mean = {n: sum(v) / len(v) for n, v in by_size.items()}
+    print(f"\nmean copies by cluster size (3 = 3 or more): {mean}")
+    assert mean[3] > mean[1] * 1.5
+    chars = collections.Counter()
+    for d in read_shards(out, "remix"):
+        chars[d["lang"]] += d["n_chars"]
+    base = collections.Counter()
+    for d in read_shards(crawl_extract[0], "remix"):
+        base[d["lang"]] += d["n_chars"]
+    share = chars["en"] / sum(chars.values())
+    assert abs(share - base["en"] / sum(base.values())) < 0.06

@@ -3,14 +3,16 @@
 A document's domain is its URL's host (`site`) and a category from configurable rules
 (encyclopedia, news, forum, code, academic, other). Its sampling rate is
 
-    rate = language factor x domain factor, capped at max_epochs
+    rate = language factor x domain factor x dup_count^x, capped at max_epochs
 
 where the domain factor gives category c of a language the share C_c^alpha / sum C^alpha
 of that language's characters (alpha < 1 raises small categories: DeepSeek's remixing
 "increases the presence of underrepresented domains"; alpha = 1 keeps the natural mix)
 times any explicit weight, and the language factor brings each language to its target
-share. A document is written floor(rate) times, plus once more when a hash of
-(seed, id) falls under the fraction; rate < 1 drops it with that probability
+share. With `dup_count_exponent` x > 0 a dedup survivor weighs its cluster size to the
+x (characters are counted with that weight, so the shares still hold). A document is
+written floor(rate) times, plus once more when a hash of (seed, id) falls under the
+fraction; rate < 1 drops it with that probability
 (reason remix:downsampled). Its fate depends only on (seed, id, rates), never on order
 or worker. A document's first copy (or its drop) goes to its home shard by a hash of
 (seed, id), further copies by a hash of (seed, id, copy), and each shard is ordered by a
@@ -71,6 +73,9 @@ class RemixSettings:
     alpha: float = setting(0.5, "domain temperature: 1 = natural mix, < 1 raises underrepresented domains")
     domain_weights: dict[str, float] = setting({}, "extra weight per category, e.g. {encyclopedia: 2}")
     max_epochs: float = setting(4.0, "no document is repeated more than this many times")
+    dup_count_exponent: float = setting(0.0, "a dedup survivor whose cluster had n documents weighs "
+                                             "n^x within its domain (x > 0 favours content many pages "
+                                             "repeated); 0 = every survivor weighs 1. Shares stay on target")
     shard_bytes: int = setting(256_000_000, "target characters of text per output shard")
     seed: int = setting(0, "sampling and shuffling seed")
 
@@ -81,6 +86,8 @@ class RemixSettings:
             raise ValueError(f"alpha: within [0, 1], got {self.alpha}")
         if self.max_epochs < 1:
             raise ValueError(f"max_epochs: at least 1, got {self.max_epochs}")
+        if not 0 <= self.dup_count_exponent <= 2:
+            raise ValueError(f"dup_count_exponent: within [0, 2], got {self.dup_count_exponent}")
         if self.shard_bytes < 1:
             raise ValueError("shard_bytes: must be positive")
 
@@ -118,18 +125,26 @@ def copies_of(rate: float, seed: int, doc_id: str) -> int:
 
 
 def _columns(path: Path) -> list[str]:
-    return [c for c in ("id", "lang", "url", "n_chars") if c in pq.read_schema(path).names]
+    return [c for c in ("id", "lang", "url", "n_chars", "dup_count") if c in pq.read_schema(path).names]
+
+
+def dup_weights(t: pa.Table, s: RemixSettings) -> list[float]:
+    """Each document's weight from its dedup cluster size (1 without dedup or exponent)."""
+    if not s.dup_count_exponent or "dup_count" not in t.column_names:
+        return [1.0] * t.num_rows
+    return [max(1, n or 1) ** s.dup_count_exponent for n in t.column("dup_count").to_pylist()]
 
 
 def scan_shard(path: str, s: RemixSettings) -> dict:
-    """Characters per (language, category) of one input shard (a Ray task)."""
+    """Weighted characters per (language, category) of one input shard (a Ray task)."""
     t = pq.read_table(path, columns=_columns(Path(path)))
     langs = t.column("lang").to_pylist() if "lang" in t.column_names else ["und"] * t.num_rows
-    out: dict[str, dict[str, int]] = {}
-    for lang, url, n in zip(langs, t.column("url").to_pylist(), t.column("n_chars").to_pylist()):
+    out: dict[str, dict[str, float]] = {}
+    for lang, url, n, w in zip(langs, t.column("url").to_pylist(), t.column("n_chars").to_pylist(),
+                               dup_weights(t, s)):
         cat = category_of(site_of(url), s.categories)
         by_cat = out.setdefault(lang or "und", {})
-        by_cat[cat] = by_cat.get(cat, 0) + n
+        by_cat[cat] = by_cat.get(cat, 0) + n * w
     return out
 
 
@@ -274,6 +289,7 @@ def scatter_shard(output: str, path: str, index: int, s: RemixSettings, rates: d
         take.append(i)
         for k, v in zip(cols, (site, cat, copy, unit_hash(s.seed, salt, copy, "order"), target, reason, detail)):
             cols[k].append(v)
+    weights = dup_weights(t, s)
     for i, (did, dl, url) in enumerate(zip(t.column("id").to_pylist(), langs, t.column("url").to_pylist())):
         dl = dl or "und"
         site = site_of(url)
@@ -282,7 +298,7 @@ def scatter_shard(output: str, path: str, index: int, s: RemixSettings, rates: d
             # the first shard of the first language answers for languages that get none
             route(i, site, cat, -1, f"{first_lang}/part-00000", "remix:language_not_in_mix", dl, did)
             continue
-        n, rate = shards[dl], rates.get(dl, {}).get(cat, 0.0)
+        n, rate = shards[dl], min(s.max_epochs, rates.get(dl, {}).get(cat, 0.0) * weights[i])
         home = int(unit_hash(s.seed, did, "home") * n)
         k = copies_of(rate, s.seed, did)
         if k == 0:
