@@ -16,6 +16,9 @@ datatrove column is skipped with a note.
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -45,6 +48,27 @@ def plain_fasttext(texts: list[str]) -> float:
     for t in texts:
         model.predict(t.replace("\n", " "))
     return time.perf_counter() - t0
+
+
+def langid_cpu_ratio(out: Path, shard: str, texts: list[str], repeats: int = 7) -> tuple[float, float]:
+    """CPU seconds (the least of `repeats` runs, which this noisy VM's wall clock is not):
+    a plain predict loop vs the stage's own unit (read, predict, script, write) in-process."""
+    from pipeline.stage import InputRef, Unit, execute_unit
+    from stages.langid import LangidSettings, LangidStage
+    from stages.langid.model import load_fasttext, resolve_lid_model
+    model = load_fasttext(resolve_lid_model(None))
+    plain, stage = [], []
+    for i in range(repeats + 1):
+        t0 = time.process_time()
+        for t in texts:
+            model.predict(t.replace("\n", " "))
+        plain.append(time.process_time() - t0)
+        unit = Unit("langid", f"cpu{i}", "bench", [InputRef(shard, "bench")], out_path=f"bench-langid/{i}.parquet",
+                    rejects_path=f"bench-langid/rejects-{i}.parquet")
+        t0 = time.process_time()
+        execute_unit(LangidStage(), LangidSettings(), unit, out)
+        stage.append(time.process_time() - t0)
+    return min(plain[1:]), min(stage[1:])          # the first run warms caches
 
 
 def curate_filters_inline(texts: list[str]) -> tuple[float, int]:
@@ -93,7 +117,13 @@ def main(argv=None) -> None:
     ap.add_argument("--one-shard", type=int, default=0, metavar="K",
                     help="also measure on one big shard: every WARC file of the input, K times, "
                          "concatenated into one file (per-shard costs amortised as on real shards)")
+    ap.add_argument("--langid-cpu", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.langid_cpu:
+        out, shard = Path(args.langid_cpu[0]), args.langid_cpu[1]
+        texts = pq.read_table(out / shard, columns=["text"]).column("text").to_pylist()
+        print(json.dumps(langid_cpu_ratio(out, shard, texts)))
+        return
     _bench(args.input, "the crawl as it is")
     if args.one_shard:
         with tempfile.TemporaryDirectory() as tmp:
@@ -125,6 +155,15 @@ def _bench(input_dir: Path, label: str) -> None:
         print(f"{'langid  plain fastText predict loop':46s} {psec:8.2f} {n / psec:8.0f}")
         print(f"{'langid  curate stage (Ray task, Parquet, manifest)':46s} {lsec:8.2f} {ldocs / lsec:8.0f}"
               f"   ratio {psec / lsec * ldocs / n:.2f}")
+        shards = sorted((out / "a" / "extract").glob("*/*.parquet"))
+        biggest = max(shards, key=lambda p: p.stat().st_size)
+        shard_texts = pq.read_table(biggest, columns=["text"]).column("text").to_pylist()
+        # in a child process: this one runs Ray's threads, whose CPU time would count too
+        proc = subprocess.run([sys.executable, "-m", "tools.bench_filters", "--langid-cpu", str(out / "a"),
+                               str(biggest.relative_to(out / "a"))], capture_output=True, text=True, check=True)
+        cpu_plain, cpu_stage = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"{'langid  CPU s, plain loop vs stage unit, biggest shard':46s} {cpu_plain:8.2f} {cpu_stage:8.2f}"
+              f"   ratio {cpu_plain / cpu_stage:.2f} ({len(shard_texts)} docs, least of 7 runs)")
 
         res = run_curate(input_dir, out / "a", ["extract", "quality"],
                          quality={"filters": {}, "default_filters": EN_FILTERS})
