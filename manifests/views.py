@@ -15,15 +15,20 @@ from manifests.manifest import FINISHED, MANIFEST_SCHEMA
 from pipeline.schema import DOC_SCHEMA, REJECT_SCHEMA
 
 
-def _sql_list(paths: list[Path]) -> str:
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+def sql_str(value) -> str:
+    """A SQL string literal (paths may hold quotes)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def sql_list(paths) -> str:
+    return "[" + ", ".join(sql_str(p) for p in paths) + "]"
 
 
 def _view_over(con: duckdb.DuckDBPyConnection, view: str, paths: list[Path],
                empty_schema: pa.Schema) -> None:
     if paths:
         con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM "
-                    f"read_parquet({_sql_list(paths)}, union_by_name = true)")
+                    f"read_parquet({sql_list(paths)}, union_by_name = true)")
     else:
         con.register(f"_empty_{view}", empty_schema.empty_table())
         con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM _empty_{view}")
@@ -49,7 +54,7 @@ def connect(output: str | Path, database: str = ":memory:") -> duckdb.DuckDBPyCo
     curve = output / "reports" / "dedup_curve.parquet"
     if curve.exists():
         con.execute(f"CREATE OR REPLACE VIEW dedup_curve AS SELECT dumps_used, docs, removed, rate, "
-                    f"last_dump FROM read_parquet('{curve}')")
+                    f"last_dump FROM read_parquet({sql_str(curve)})")
     for stage in sorted({r["stage"] for r in shards.to_pylist()}):
         paths = [output / r["path"] for r in rows if r["stage"] == stage and r["path"]]
         _view_over(con, f"docs_{stage}", paths, DOC_SCHEMA)

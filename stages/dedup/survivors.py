@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from manifests.atomic import publish, temp_path_for
+from manifests.views import sql_list, sql_str
 from stages.dedup.buckets import EDGES
 from stages.dedup.components import BYTES_PER_EDGE, labels_in_memory, labels_out_of_core, unions_by_step
 from stages.dedup.signatures import WORK, signature_path
@@ -35,10 +36,6 @@ def memory_bytes(text: str) -> int:
     if not m or m.group(2).upper() not in _UNITS:
         raise ValueError(f"a size such as '2GB' or '512MiB', got {text!r}")
     return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
-
-
-def _sql_list(paths) -> str:
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
 
 
 def _survivor_order(policy: str) -> str:
@@ -74,9 +71,9 @@ def resolve(output: str, unit_keys: list[str], s, n_edges: int) -> dict:
     con = duckdb.connect(str(db))
     try:
         con.execute(f"SET memory_limit = '{limit}B'")
-        con.execute(f"SET temp_directory = '{spill}'")
+        con.execute(f"SET temp_directory = {sql_str(spill)}")
         con.execute("SET preserve_insertion_order = false")
-        edges_sql = f"read_parquet({_sql_list([out / EDGES / 'part-*.parquet'])})"
+        edges_sql = f"read_parquet({sql_str(out / EDGES / 'part-*.parquet')})"
         if mode == "memory":
             rounds = labels_in_memory(con, edges_sql)
         else:
@@ -87,7 +84,7 @@ def resolve(output: str, unit_keys: list[str], s, n_edges: int) -> dict:
         sig_files = [str(signature_path(out, k)) for k in unit_keys]
         con.execute("CREATE TABLE files (filename VARCHAR, unit VARCHAR)")
         con.executemany("INSERT INTO files VALUES (?, ?)", list(zip(sig_files, unit_keys)))
-        sigs = f"read_parquet({_sql_list(sig_files)}, filename = true)"
+        sigs = f"read_parquet({sql_list(sig_files)}, filename = true)"
         # dump names sort by time (CC-MAIN-2024-10 < CC-MAIN-2024-18)
         dump_docs = con.execute(f"SELECT dump, count(*) FROM {sigs} GROUP BY dump ORDER BY dump").fetchall()
         dumps = [d for d, _ in dump_docs]
@@ -115,7 +112,7 @@ def resolve(output: str, unit_keys: list[str], s, n_edges: int) -> dict:
                             ELSE 'near_duplicate' END AS reason,
                        v.n AS count
                 FROM members m JOIN surv v USING (root) ORDER BY m.unit, m.doc)
-                TO '{tmp}' (FORMAT parquet, ROW_GROUP_SIZE 65536)""")
+                TO {sql_str(tmp)} (FORMAT parquet, ROW_GROUP_SIZE 65536)""")
             publish(tmp, decisions)
             phase("decisions")
         finally:
