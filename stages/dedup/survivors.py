@@ -93,7 +93,7 @@ def resolve(output: str, unit_keys: list[str], s, n_edges: int) -> dict:
         con.execute(f"""CREATE TABLE members AS
             SELECT l.root, s.doc, s.id, s.n_chars, s.text_hash, s.score, f.unit, r.rank
             FROM {sigs} s JOIN labels l ON l.node = s.doc
-                 JOIN files f ON f.filename = s.filename JOIN ranks r ON r.dump = s.dump""")
+                 JOIN files f ON f.filename = s.filename JOIN ranks r ON r.dump IS NOT DISTINCT FROM s.dump""")
         phase("members")
         order = _survivor_order(s.survivor)
         con.execute(f"""CREATE TABLE surv AS
@@ -134,6 +134,7 @@ def resolve(output: str, unit_keys: list[str], s, n_edges: int) -> dict:
 
 
 def _peak_rss_mb() -> float:
+    """Peak RSS of this process so far (a reused Ray worker's includes its earlier tasks)."""
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
