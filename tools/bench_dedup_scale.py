@@ -77,12 +77,11 @@ def _units(folder: Path):
 def run_step(step: str, folder: Path, n: int, args) -> dict:
     """One step in this (fresh) process, so its peak RSS is its own."""
     import numpy as np
-    import pyarrow.parquet as pq
 
     from pipeline.stage import execute_unit
     from stages.dedup import DedupStage
-    from stages.dedup.buckets import bucket_edges, key_ranges
-    from stages.dedup.signatures import band_path, compute_signatures
+    from stages.dedup.buckets import bucket_edges, bucket_tasks
+    from stages.dedup.signatures import compute_signatures
     from stages.dedup.survivors import resolve
     s = _settings(args)
     before = _rss_mb()
@@ -94,10 +93,8 @@ def run_step(step: str, folder: Path, n: int, args) -> dict:
         for u in _units(folder):
             compute_signatures(str(folder), u, s)
     elif step == "buckets":
-        keys = [u.key for u in _units(folder)]
-        total = sum(pq.read_metadata(band_path(folder, k)).num_rows for k in keys)
-        ranges = key_ranges(total, s.bucket_rows)
-        extra["edges"] = sum(bucket_edges(str(folder), keys, j, lo, hi) for j, (lo, hi) in enumerate(ranges))
+        total, tasks = bucket_tasks(folder, [u.key for u in _units(folder)], s.bucket_rows)
+        extra["edges"] = sum(bucket_edges(*args) for args in tasks)
         extra["band_rows"] = total
         (folder / "edges.json").write_text(json.dumps(extra["edges"]))
     elif step == "components":

@@ -17,7 +17,6 @@ Steps (Ray tasks; the driver holds only the plan and small summaries):
 """
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +28,8 @@ from manifests.atomic import write_table_atomic
 from pipeline.config import setting
 from pipeline.schema import extend_schema, with_columns
 from pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
-from stages.dedup.buckets import EDGES, bucket_edges, key_ranges
-from stages.dedup.signatures import band_path, compute_signatures, doc_keys
+from stages.dedup.buckets import bucket_edges, bucket_tasks
+from stages.dedup.signatures import compute_signatures, doc_keys
 from stages.dedup.survivors import DECISIONS, memory_bytes, resolve
 
 SCOPES = ("global", "per_dump", "incremental")
@@ -114,15 +113,13 @@ class DedupStage(Stage):
         ctx.log(f"[dedup] signatures: {len(units) - reused} shards computed, {reused} reused "
                 f"({time.perf_counter() - t0:.1f} s)")
         keys = [u.key for u in units]
-        total_rows = sum(pq.read_metadata(band_path(out, k)).num_rows for k in keys)
-        ranges = key_ranges(total_rows, s.bucket_rows)
-        shutil.rmtree(out / EDGES, ignore_errors=True)       # edges are rebuilt on every run
+        total_rows, tasks = bucket_tasks(out, keys, s.bucket_rows)
         t1 = time.perf_counter()
-        n_edges = sum(ctx.map(bucket_edges, [(str(out), keys, j, lo, hi) for j, (lo, hi) in enumerate(ranges)]))
-        ctx.log(f"[dedup] buckets: {total_rows:,} band keys in {len(ranges)} tasks -> {n_edges:,} edges "
+        n_edges = sum(ctx.map(bucket_edges, tasks))
+        ctx.log(f"[dedup] buckets: {total_rows:,} band keys in {len(tasks)} tasks -> {n_edges:,} edges "
                 f"({time.perf_counter() - t1:.1f} s)")
         r = ctx.map(resolve, [(str(out), keys, s, n_edges)])[0]
-        ctx.log(f"[dedup] components ({r['mode']}, {r['rounds']} round(s), {r['seconds_labels']:.1f} s): "
+        ctx.log(f"[dedup] components ({r['mode']}, {r['rounds']} round(s), {r['phases'][0][1]} s): "
                 f"{r['in_clusters']:,} documents in {r['clusters']:,} clusters, {r['removed']:,} to remove "
                 f"({r['seconds']:.1f} s; " + ", ".join(f"{p} at {t} s, peak {m} MB" for p, t, m in r["phases"]) + ")")
         write_table_atomic(pa.Table.from_pylist(r["curve"]), out / CURVE)

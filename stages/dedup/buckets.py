@@ -7,6 +7,7 @@ is sorted by key, so a task reads only the row groups of its range.
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,15 @@ def key_ranges(total_rows: int, bucket_rows: int) -> list[tuple[int, int]]:
     bucket_rows rows or fewer."""
     n = max(1, -(-total_rows // max(1, bucket_rows)))
     return [(j * KEY_SPACE // n, (j + 1) * KEY_SPACE // n - 1) for j in range(n)]
+
+
+def bucket_tasks(out: Path, unit_keys: list[str], bucket_rows: int) -> tuple[int, list[tuple]]:
+    """(band-key rows stored, bucket_edges arguments per task); clears the edges of an
+    earlier run, which may have had another number of tasks."""
+    total_rows = sum(pq.read_metadata(band_path(out, k)).num_rows for k in unit_keys)
+    shutil.rmtree(out / EDGES, ignore_errors=True)
+    return total_rows, [(str(out), unit_keys, j, lo, hi)
+                        for j, (lo, hi) in enumerate(key_ranges(total_rows, bucket_rows))]
 
 
 def bucket_edges(output: str, unit_keys: list[str], part: int, lo: int, hi: int) -> int:

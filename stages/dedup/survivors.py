@@ -78,7 +78,6 @@ def resolve(output: str, unit_keys: list[str], s, n_edges: int) -> dict:
             rounds = labels_in_memory(con, edges_sql)
         else:
             rounds = labels_out_of_core(con, edges_sql)
-        t_labels = time.perf_counter() - t0
         phase("labels")
 
         sig_files = [str(signature_path(out, k)) for k in unit_keys]
@@ -130,7 +129,7 @@ def resolve(output: str, unit_keys: list[str], s, n_edges: int) -> dict:
               "rate": float(removed[k] / docs[k]) if docs[k] else 0.0} for k in range(len(dumps))]
     return {"mode": mode, "rounds": rounds, "edges": n_edges, "in_clusters": int(in_clusters),
             "clusters": int(clusters), "removed": int(in_clusters - clusters), "curve": curve,
-            "seconds_labels": t_labels, "seconds": time.perf_counter() - t0, "phases": phases}
+            "seconds": time.perf_counter() - t0, "phases": phases}
 
 
 def _peak_rss_mb() -> float:

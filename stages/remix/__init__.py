@@ -33,7 +33,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from manifests.atomic import atomic_path, write_bytes_atomic
@@ -253,7 +253,7 @@ class RemixStage(Stage):
             sink.count_in()
             sink.reject(reason, detail, did, dump, url)
         docs = table.filter(reasons.is_null()).drop_columns([f.name for f in ROUTE_FIELDS])
-        firsts = pa.compute.sum(pa.compute.equal(docs.column("copy"), 0)).as_py() or 0
+        firsts = pc.sum(pc.equal(docs.column("copy"), 0)).as_py() or 0
         sink.count_in(firsts)
         sink.set_schema(docs.schema)
         sink.add_docs(docs)
