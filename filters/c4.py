@@ -18,6 +18,30 @@ TERMINAL = (".", "!", "?", '"', "'", "”", "’")
 POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies",
                   "use of cookies", "use cookies")
 _SENTENCE_END = re.compile(r"[.!?]+(?=[\s\"'”’)\]]|$)")
+_LAST_WORD = re.compile(r"([^\s\"'“‘(\[]+)$")
+# A period after one of these (or after a single-letter initial, or followed by a lower-case
+# word) does not end a sentence: "Mr. Garrett met Dr. Rudolph." is one sentence. C4 split
+# with a sentence tokenizer that knows abbreviations; a short documented list does the
+# same job here without a model. Words that often end sentences too (etc., a.m.) are left out.
+ABBREVIATIONS = frozenset("""mr mrs ms messrs dr prof rev hon st sr jr gen col lt sgt capt cmdr adm
+    gov sen rep pres supt mt ft vs vol fig figs eq approx dept est inc ltd co corp bros
+    jan feb mar apr jun jul aug sep sept oct nov dec e.g i.e cf al u.s u.k u.n ph.d""".split())
+
+
+def count_sentences(line: str) -> int:
+    """Sentence ends in a line: runs of . ! ? before a space, quote, bracket or the end,
+    not counting a period that closes an abbreviation or an initial."""
+    n = 0
+    for m in _SENTENCE_END.finditer(line):
+        if m.group() == ".":
+            word = _LAST_WORD.search(line, 0, m.start())
+            token = word.group(1).lower().rstrip(".") if word else ""
+            rest = line[m.end():].lstrip(" \"'”’)]")
+            numbered = token in ("no", "nos") and rest[:1].isdigit()       # "No. 5"
+            if token in ABBREVIATIONS or numbered or (len(token) == 1 and token.isalpha()) or rest[:1].islower():
+                continue
+        n += 1
+    return n
 
 
 @dataclass
@@ -54,7 +78,7 @@ class C4Filter:
             "c4_javascript_lines": js,
             "c4_policy_lines": policy,
             "c4_kept_lines_ratio": len(kept) / n,
-            "c4_sentences": sum(len(_SENTENCE_END.findall(ln)) for ln in kept),
+            "c4_sentences": sum(count_sentences(ln) for ln in kept),
             "c4_lorem_ipsum": float("lorem ipsum" in low_text),
             "c4_curly_bracket": float("{" in doc.text),
         }

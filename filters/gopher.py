@@ -26,7 +26,7 @@ class GopherQualityFilter:
     max_words: int = 100_000
     min_mean_word_length: float = 3.0
     max_mean_word_length: float = 10.0
-    max_symbol_word_ratio: float = 0.1      # '#' and ellipses per word
+    max_symbol_word_ratio: float = 0.1      # '#' per word, and ellipses per word, each on its own
     max_bullet_lines_ratio: float = 0.9
     max_ellipsis_lines_ratio: float = 0.3
     min_alpha_words_ratio: float = 0.8      # words with at least one letter
@@ -34,7 +34,8 @@ class GopherQualityFilter:
     stop_words: frozenset = field(default=GOPHER_STOP_WORDS)
 
     def signal_names(self) -> list[str]:
-        return ["gopher_word_count", "gopher_mean_word_length", "gopher_symbol_word_ratio",
+        return ["gopher_word_count", "gopher_mean_word_length", "gopher_hash_word_ratio",
+                "gopher_ellipsis_word_ratio",
                 "gopher_bullet_lines_ratio", "gopher_ellipsis_lines_ratio",
                 "gopher_alpha_words_ratio", "gopher_stop_words"]
 
@@ -42,16 +43,19 @@ class GopherQualityFilter:
         words, lines = doc.words, doc.lines
         n = len(words)
         text = doc.text
-        symbols = text.count("#") + text.count("...") + text.count("…")
+        hashes = text.count("#")
+        ellipses = text.count("...") + text.count("…")
         n_lines = len(lines) or 1
         return {
             "gopher_word_count": n,
             "gopher_mean_word_length": (sum(map(len, words)) / n) if n else 0.0,
-            "gopher_symbol_word_ratio": symbols / n if n else 0.0,
+            "gopher_hash_word_ratio": hashes / n if n else 0.0,
+            "gopher_ellipsis_word_ratio": ellipses / n if n else 0.0,
             "gopher_bullet_lines_ratio": sum(ln.startswith(BULLETS) for ln in lines) / n_lines,
             "gopher_ellipsis_lines_ratio": sum(ln.endswith(ELLIPSES) for ln in lines) / n_lines,
             "gopher_alpha_words_ratio": (sum(map(has_letter, words)) / n) if n else 0.0,
-            "gopher_stop_words": sum(w in self.stop_words for w in doc.norm_words),
+            # distinct stop words: "the" three times is one (Gopher's rule; datatrove #329)
+            "gopher_stop_words": len(self.stop_words.intersection(doc.norm_words)),
         }
 
     def verdict(self, s: dict[str, float]) -> tuple[str, str] | None:
@@ -64,8 +68,10 @@ class GopherQualityFilter:
             return fail(n, "mean_word_length", s["gopher_mean_word_length"], "<", self.min_mean_word_length)
         if s["gopher_mean_word_length"] > self.max_mean_word_length:
             return fail(n, "mean_word_length", s["gopher_mean_word_length"], ">", self.max_mean_word_length)
-        if s["gopher_symbol_word_ratio"] > self.max_symbol_word_ratio:
-            return fail(n, "symbol_word_ratio", s["gopher_symbol_word_ratio"], ">", self.max_symbol_word_ratio)
+        # the hash and the ellipsis ratios are two rules, each against the threshold
+        for rule in ("hash_word_ratio", "ellipsis_word_ratio"):
+            if s[f"gopher_{rule}"] > self.max_symbol_word_ratio:
+                return fail(n, rule, s[f"gopher_{rule}"], ">", self.max_symbol_word_ratio)
         if s["gopher_bullet_lines_ratio"] > self.max_bullet_lines_ratio:
             return fail(n, "bullet_lines", s["gopher_bullet_lines_ratio"], ">", self.max_bullet_lines_ratio)
         if s["gopher_ellipsis_lines_ratio"] > self.max_ellipsis_lines_ratio:

@@ -91,6 +91,15 @@ def duplicate_fraction(items: list[str]) -> tuple[float, float]:
 _P = np.uint64(1_000_003)
 
 
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: distinct inputs give distinct, well-spread 64-bit outputs."""
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
 def ngram_repetition(units: list[str], top_ns=(2, 3, 4), dup_ns=(5, 6, 7, 8, 9, 10)) -> dict[int, float]:
     """Gopher n-gram repetition over a token list, vectorised with 64-bit rolling hashes.
 
@@ -100,8 +109,12 @@ def ngram_repetition(units: list[str], top_ns=(2, 3, 4), dup_ns=(5, 6, 7, 8, 9, 
     out = {n: 0.0 for n in (*top_ns, *dup_ns)}
     if not units:
         return out
-    # Python's string hash as token id: computed in C, 64 bits, equal strings equal ids.
-    ids = np.fromiter(map(hash, units), dtype=np.int64, count=len(units)).view(np.uint64)
+    # token ids by first occurrence, then mixed (splitmix64) so the rolling hash spreads:
+    # never Python's hash(), which changes with PYTHONHASHSEED and would make the top
+    # n-gram (on ties) and a keep/reject decision differ between runs
+    index: dict[str, int] = {}
+    ids = _mix64(np.fromiter((index.setdefault(u, len(index)) for u in units), dtype=np.uint64,
+                             count=len(units)))
     lens = np.fromiter(map(len, units), dtype=np.int64, count=len(units))
     total = int(lens.sum())
     if total == 0:

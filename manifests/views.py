@@ -9,9 +9,10 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from manifests.manifest import FINISHED, MANIFEST_SCHEMA
+from dataclasses import asdict
+
+from manifests.manifest import FINISHED, MANIFEST_SCHEMA, read_all_rows
 from pipeline.schema import DOC_SCHEMA, REJECT_SCHEMA
 
 
@@ -35,10 +36,9 @@ def _view_over(con: duckdb.DuckDBPyConnection, view: str, paths: list[Path],
 
 
 def manifest_table(output: str | Path) -> pa.Table:
-    parts = sorted((Path(output) / "manifests").glob("*/*.parquet"))
-    if not parts:
-        return MANIFEST_SCHEMA.empty_table()
-    return pa.concat_tables([pq.read_table(p).cast(MANIFEST_SCHEMA) for p in parts])
+    """Every readable manifest row (damaged parts are moved aside, see read_rows)."""
+    rows = read_all_rows(output)
+    return pa.Table.from_pylist([asdict(r) for r in rows], schema=MANIFEST_SCHEMA)
 
 
 def connect(output: str | Path, database: str = ":memory:") -> duckdb.DuckDBPyConnection:

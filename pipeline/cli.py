@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--address", help="Ray cluster address")
 
+    vf = sub.add_parser("verify", help="check every shard against its manifest row; mark damaged ones stale")
+    _add_common(vf, with_config=False)
+    vf.add_argument("--deep", action="store_true", help="also compare each file's sha256 (reads every byte)")
+
     sub.add_parser("config", help="print every config key with its default")
 
     tq = sub.add_parser("train-quality", help="train a fastText quality classifier (DCLM style)")
@@ -128,6 +132,22 @@ def cmd_query(args) -> int:
     return EXIT_OK
 
 
+def cmd_verify(args) -> int:
+    from manifests.verify import verify
+
+    out = Path(args.output or "curate-out")
+    if not (out / "manifests").exists():
+        raise ConfigError(f"{out} has no manifests: run `curate run --output {out}` first")
+    checked, problems = verify(out, deep=args.deep)
+    what = "sizes and sha256" if args.deep else "sizes"
+    if problems:
+        print(f"{len(problems)} of {checked} units damaged ({what} checked); they are marked stale: "
+              f"`curate run` redoes them")
+        return EXIT_FAILED_UNITS
+    print(f"all {checked} finished units match their manifest rows ({what} checked)")
+    return EXIT_OK
+
+
 def cmd_demo(args) -> int:
     from pipeline.report import run_summary
     from pipeline.runner import Runner
@@ -146,7 +166,7 @@ def cmd_demo(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from pipeline.runner import RunError
-    from pipeline.stage import ConservationError
+    from pipeline.stage import ConservationError, DiskFullError, disk_full
     from stages.extract import InputError
     from stages.langid.model import ModelError
 
@@ -163,13 +183,24 @@ def main(argv: list[str] | None = None) -> int:
             path = fetch_lid_model(official=args.official)
             print(f"{path}  ({LID_LICENCE})")
             return EXIT_OK
-        return {"run": cmd_run, "status": cmd_status, "query": cmd_query, "demo": cmd_demo}[args.command](args)
+        return {"run": cmd_run, "status": cmd_status, "query": cmd_query, "demo": cmd_demo,
+                "verify": cmd_verify}[args.command](args)
     except (ConfigError, InputError, RunError, ModelError) as exc:
         print(f"curate: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ConservationError as exc:
         print(f"curate: CONSERVATION CHECK FAILED: {exc}", file=sys.stderr)
         return EXIT_CONSERVATION
+    except DiskFullError as exc:
+        print(f"curate: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED_UNITS
+    except OSError as exc:
+        if disk_full(exc):
+            where = f" while writing {exc.filename}" if getattr(exc, "filename", None) else ""
+            print(f"curate: error: no space left on device{where}; what is published is "
+                  "consistent: free space and rerun to finish", file=sys.stderr)
+            return EXIT_FAILED_UNITS
+        raise
     except Exception as exc:
         import duckdb
         if isinstance(exc, duckdb.Error):

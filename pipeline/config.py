@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
 import types
 import typing
@@ -22,11 +23,91 @@ class ConfigError(ValueError):
     """A config file or value is wrong; the message names the key."""
 
 
+@dataclass(frozen=True)
+class Domain:
+    """The values a setting may take, declared beside it and checked in one place
+    (`build_dataclass`). Numbers must lie in [lo, hi] (open ends where said); strings must be
+    non-empty where `nonempty`; containers hold at least `min_items` items and every item
+    (list element, mapping value) must itself lie in the domain. NaN and infinities are
+    never valid anywhere (`_check_type`)."""
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    nonempty: bool = False
+    min_items: int = 0
+    choices: tuple = ()
+
+    def describe(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(map(str, self.choices))
+        parts = []
+        if self.lo is not None or self.hi is not None:
+            left = "(" if self.lo_open or self.lo is None else "["
+            right = ")" if self.hi_open or self.hi is None else "]"
+            lo = "-inf" if self.lo is None else f"{self.lo:g}"
+            hi = "inf" if self.hi is None else f"{self.hi:g}"
+            parts.append(f"a finite number in {left}{lo}, {hi}{right}")
+        if self.nonempty:
+            parts.append("non-empty")
+        if self.min_items:
+            parts.append(f"at least {self.min_items} item(s)")
+        return ", ".join(parts) or "any value"
+
+    def check(self, where: str, value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, (list, tuple, dict)):
+            if len(value) < self.min_items:
+                raise ConfigError(f"{where}: needs {self.describe()}, got {value!r}")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for k, v in items:
+                self.check(f"{where}.{k}" if isinstance(value, dict) else f"{where}[{k}]", v)
+            return
+        bad = False
+        if self.choices and value not in self.choices:
+            bad = True
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            if (self.lo is not None and (value < self.lo or (self.lo_open and value == self.lo))) or \
+               (self.hi is not None and (value > self.hi or (self.hi_open and value == self.hi))):
+                bad = True
+        elif isinstance(value, str) and self.nonempty and not value.strip():
+            bad = True
+        if bad:
+            raise ConfigError(f"{where}: must be {self.describe()}, got {value!r}")
+
+
+def at_least(lo: float, hi: float | None = None) -> Domain:
+    return Domain(lo=lo, hi=hi)
+
+
+def positive(hi: float | None = None) -> Domain:
+    return Domain(lo=0, lo_open=True, hi=hi)
+
+
+def between(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False) -> Domain:
+    return Domain(lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open)
+
+
+NONEMPTY = Domain(nonempty=True)
+
+
+def one_of(*choices) -> Domain:
+    return Domain(choices=tuple(choices))
+
+
+def ray_field(default, doc: str, domain: Domain | None = None):
+    return field(default=default, metadata={"doc": doc, "domain": domain})
+
+
 @dataclass
 class RaySettings:
-    address: str | None = None          # None: $RAY_ADDRESS if set, else an embedded local Ray
-    num_cpus: int | None = None         # embedded Ray only; None = all cores of this machine
-    max_retries: int = 3                # retries of a unit whose worker died (not of unit errors)
+    address: str | None = ray_field(None, "Ray cluster address (ray://HOST:10001 or HOST:6379); null = "
+                                          "$RAY_ADDRESS if set, else an embedded local Ray", NONEMPTY)
+    num_cpus: int | None = ray_field(None, "embedded Ray only: CPUs it may use; null = all cores of "
+                                           "this machine", at_least(1, 100_000))
+    max_retries: int = ray_field(3, "retries of a unit whose worker died (not of a unit's own error)",
+                                 at_least(0, 100))
 
 
 @dataclass
@@ -82,6 +163,12 @@ def _check_type(where: str, value: Any, tp) -> Any:
         return {_check_type(f"{where} key", k, kt): _check_type(f"{where}.{k}", v, vt)
                 for k, v in value.items()}
     if tp is Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{where}: must be a finite number, got {value!r}")
+        if isinstance(value, (list, dict)):
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for k, v in items:
+                _check_type(f"{where}.{k}", v, Any)
         return value
     if tp is bool:
         if not isinstance(value, bool):
@@ -94,6 +181,8 @@ def _check_type(where: str, value: Any, tp) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: must be a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -117,6 +206,11 @@ def build_dataclass(cls, section: str, values: dict | None):
             raise ConfigError(f"unknown key '{section}.{key}'{_suggest(key, names)}; "
                               f"valid keys: {', '.join(sorted(names))}")
         kwargs[key] = _check_type(f"{section}.{key}", value, hints[key])
+    # every declared domain, defaults included (a default is a value too)
+    for f in dataclasses.fields(cls):
+        domain = f.metadata.get("domain") if f.init else None
+        if domain is not None and f.name in kwargs:
+            domain.check(f"{section}.{f.name}", kwargs[f.name])
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as exc:
@@ -132,9 +226,17 @@ def build_dataclass(cls, section: str, values: dict | None):
 
 def read_config_file(path: str | os.PathLike) -> dict:
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist or is not a file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}): "
+                          "give a YAML, TOML or JSON file") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    if "\x00" in text:
+        raise ConfigError(f"config file {path} holds binary data: give a YAML, TOML or JSON file")
     suffix = path.suffix.lower()
     try:
         if suffix == ".toml":
@@ -154,15 +256,19 @@ def read_config_file(path: str | os.PathLike) -> dict:
 def load_config(path: str | os.PathLike | None = None, overrides: dict | None = None) -> Config:
     """Read a config file (or none) and apply overrides; every stage gets its settings."""
     raw = read_config_file(path) if path else {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path}: the top level must be a mapping of keys "
+                          f"(input:, output:, extract:, ...), got {type(raw).__name__} {str(raw)[:80]!r}")
     return config_from_dict(raw, overrides)
 
 
 def config_from_dict(raw: dict, overrides: dict | None = None) -> Config:
     from pipeline.registry import DEFAULT_ORDER, STAGES
 
-    raw = dict(raw)
     if not isinstance(raw, dict):
-        raise ConfigError("config: the top level must be a mapping of keys")
+        raise ConfigError("config: the top level must be a mapping of keys (input:, output:, "
+                          f"extract:, ...), got {type(raw).__name__}")
+    raw = dict(raw)
     for key, value in (overrides or {}).items():
         if value is not None:
             raw[key] = value
@@ -175,8 +281,10 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> Config:
     cfg = Config()
     if "input" in raw:
         cfg.input = _check_type("input", raw["input"], str | None)
+        NONEMPTY.check("input", cfg.input)
     if "output" in raw:
         cfg.output = _check_type("output", raw["output"], str)
+        NONEMPTY.check("output", cfg.output)
     order = _check_type("order", raw.get("order") or list(DEFAULT_ORDER), list[str])
     for name in order:
         if name not in STAGES:
@@ -208,15 +316,23 @@ def describe_defaults() -> str:
              f"order: {json.dumps(cfg.order)}  # stage order; must start with extract",
              "ray:"]
     for f in dataclasses.fields(RaySettings):
-        lines.append(f"  {f.name}: {json.dumps(getattr(cfg.ray, f.name))}")
+        lines.append(f"  {f.name}: {json.dumps(getattr(cfg.ray, f.name))}  # {_doc(f)}")
     for name, stage in STAGES.items():
         lines.append(f"{name}:")
         settings = cfg.stages[name]
         for f in dataclasses.fields(settings):
-            doc = f.metadata.get("doc", "")
+            doc = _doc(f)
             val = json.dumps(getattr(settings, f.name), ensure_ascii=False)
             lines.append(f"  {f.name}: {val}" + (f"  # {doc}" if doc else ""))
     return "\n".join(lines) + "\n"
+
+
+def _doc(f) -> str:
+    doc = f.metadata.get("doc", "")
+    domain = f.metadata.get("domain")
+    if domain is not None and domain.describe() != "any value":
+        doc += f" [{domain.describe()}]"
+    return doc
 
 
 def _comment(cls, name: str) -> str:
@@ -224,8 +340,10 @@ def _comment(cls, name: str) -> str:
             "output": "everything the run writes goes under here"}.get(name, "")
 
 
-def setting(default, doc: str, **kw):
-    """A settings field with its documentation attached (shown by `curate config`)."""
+def setting(default, doc: str, domain: Domain | None = None, **kw):
+    """A settings field with its documentation and the values it may take attached (shown
+    by `curate config`, checked by `build_dataclass`)."""
+    meta = {"doc": doc, "domain": domain}
     if isinstance(default, (list, dict, set)):
-        return field(default_factory=lambda: type(default)(default), metadata={"doc": doc}, **kw)
-    return field(default=default, metadata={"doc": doc}, **kw)
+        return field(default_factory=lambda: type(default)(default), metadata=meta, **kw)
+    return field(default=default, metadata=meta, **kw)

@@ -7,6 +7,7 @@ from pathlib import Path
 import duckdb
 
 from manifests.manifest import FINISHED, read_rows
+from manifests.verify import damage
 from pipeline.runner import DONE, FAILED_STATE, MISSING, PARTIAL, STALE, RunResult, unit_state
 from pipeline.stage import Unit
 
@@ -87,6 +88,12 @@ def status_table(output: Path, plans: dict[str, list[Unit]]) -> str:
         for u in units:
             row = rows.get(u.key)
             state = unit_state(u, row)
+            problem = damage(output, row) if state in (DONE, PARTIAL) else None
+            if problem:                      # the files no longer match the row: not done
+                state = STALE
+                problems.append(f"  {name} {u.key} damaged: {problem} (a rerun redoes it)")
+            elif state == STALE and row is not None and row.error and row.error.startswith("verify:"):
+                problems.append(f"  {name} {u.key} damaged: {row.error[8:]} (a rerun redoes it)")
             states[state] += 1
             if row is not None and row.status in FINISHED:
                 docs += row.docs

@@ -11,20 +11,23 @@ import fcntl
 import json
 import logging
 import os
+import socket
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from manifests.atomic import sweep_temporaries, write_bytes_atomic
-from manifests.manifest import FAILED, FINISHED, ManifestRow, read_rows, remove_row, utcnow, write_row
+from manifests.manifest import FAILED, FINISHED, ManifestRow, printable, read_rows, remove_row, utcnow, write_row
+from manifests.verify import damage
 from pipeline.config import Config, ConfigError
 from pipeline.registry import STAGES
-from pipeline.stage import ConservationError, PlanContext, PrepareContext, Unit, execute_unit
+from pipeline.stage import (LOCK_FILE, ConservationError, DiskFullError, PlanContext, PrepareContext, Unit,
+                            disk_full, execute_unit)
 
 RUN_CONFIG = "run-config.json"
-LOCK_FILE = ".curate.lock"
 
 # unit states (what `curate status` shows)
 DONE, PARTIAL, FAILED_STATE, STALE, MISSING = "done", "partial", "failed", "stale", "missing"
@@ -81,7 +84,9 @@ class RunError(RuntimeError):
 @contextlib.contextmanager
 def output_lock(output: Path):
     """One driver per output folder. flock is released by the OS when a driver dies,
-    so a killed run never leaves a stale lock behind."""
+    so a killed run never leaves a stale lock behind. Yields this run's id, written in
+    the lock file: workers check it before they publish (the fence), so a killed run's
+    in-flight task cannot publish under the run that took the folder over."""
     output.mkdir(parents=True, exist_ok=True)
     fh = open(output / LOCK_FILE, "a+")
     try:
@@ -92,12 +97,15 @@ def output_lock(output: Path):
         fh.close()
         raise RunError(f"{output} is in use by another curate run ({holder}); "
                        "wait for it or use another --output") from None
+    run_id = uuid.uuid4().hex
     fh.seek(0)
     fh.truncate()
-    fh.write(f"pid {os.getpid()} since {utcnow().isoformat(timespec='seconds')}\n")
+    fh.write(f"{run_id} pid {os.getpid()} on {socket.gethostname()} since "
+             f"{utcnow().isoformat(timespec='seconds')}\n")
     fh.flush()
+    os.fsync(fh.fileno())
     try:
-        yield
+        yield run_id
     finally:
         fcntl.flock(fh, fcntl.LOCK_UN)
         fh.close()
@@ -120,9 +128,9 @@ def ensure_ray(config: Config, address: str | None = None) -> None:
                  include_dashboard=False, **common)
 
 
-def _remote_unit(stage_name: str, settings, unit: Unit, output: str) -> ManifestRow:
+def _remote_unit(stage_name: str, settings, unit: Unit, output: str, run_id: str) -> ManifestRow:
     from pipeline.registry import STAGES as registry
-    return execute_unit(registry[stage_name], settings, unit, output)
+    return execute_unit(registry[stage_name], settings, unit, output, run_id=run_id)
 
 
 class Runner:
@@ -150,7 +158,7 @@ class Runner:
         names = self.select(only, until)
         plans = plan_pipeline(self.config)  # a bad input or config fails here, before any work
         result = RunResult()
-        with output_lock(self.output):
+        with output_lock(self.output) as self.run_id:
             write_bytes_atomic(json.dumps(self.config.to_dict(), indent=2).encode(),
                                self.output / RUN_CONFIG)
             for name in names:
@@ -178,9 +186,22 @@ class Runner:
                     for sub in (name, f"rejects/{name}", f"manifests/{name}"))
         if swept:
             self.log(f"[{name}] removed {swept} temporary files left by an interrupted run")
-        rows = read_rows(self.output, name)
-        self._drop_orphans(name, units, rows)
+        rows = read_rows(self.output, name, warn=lambda m: self.log(f"[{name}] {m}"))
+        for key, row in list(rows.items()):
+            problem = damage(self.output, row)     # sizes only: a stat per file
+            if problem:
+                self.log(f"[{name}] {key}: {problem}; redoing the unit")
+                del rows[key]
         upstream_rows = read_rows(self.output, previous) if previous else {}
+        if not units and rows and previous:
+            # a stage that plans nothing while its input holds documents would delete its
+            # outputs and drop every document unflagged: stop before touching anything
+            held = sum(r.docs for r in upstream_rows.values() if r.status in FINISHED)
+            if held:
+                raise ConservationError(
+                    f"[{name}] plans no units although {previous} holds {held} documents; "
+                    f"its {len(rows)} recorded outputs are left as they are")
+        self._drop_orphans(name, units, rows)
 
         waits_for_all = bool(previous) and stage.waits_for_all_inputs(settings)
         unfinished_up = [u.key for u in upstream_units
@@ -211,7 +232,7 @@ class Runner:
 
         if not todo:
             res.seconds = time.perf_counter() - t0
-            self._check_conservation(name, res, upstream_rows)
+            self._check_conservation(name, res, previous, upstream_rows)
             return res
         ensure_ray(self.config, self.address)
         try:
@@ -229,7 +250,7 @@ class Runner:
             return res
         remote = ray.remote(_remote_unit).options(
             num_cpus=1, max_retries=self.config.ray.max_retries, retry_exceptions=False)
-        pending = {remote.remote(name, settings, u, str(self.output.resolve())): u for u in todo}
+        pending = {remote.remote(name, settings, u, str(self.output.resolve()), self.run_id): u for u in todo}
         done_docs = done_in = 0
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
@@ -238,6 +259,10 @@ class Runner:
             try:
                 row = ray.get(ref)
             except Exception as exc:        # the worker died on every retry
+                if disk_full(exc):
+                    raise DiskFullError(f"no space left on device while writing {name} unit {unit.key} "
+                                        f"under {self.output}; what is published is consistent: free "
+                                        "space and rerun to finish") from None
                 row = ManifestRow(stage=name, unit=unit.key, fingerprint=unit.fingerprint,
                                   status=FAILED, dump=unit.dump, inputs=[i.path for i in unit.inputs],
                                   error=f"worker lost: {type(exc).__name__}: {str(exc)[:300]}",
@@ -252,7 +277,7 @@ class Runner:
             self.log(f"[{name}] {res.ran}/{len(todo)} {unit.key}: {row.docs_in} in, {row.docs} out, "
                      f"{row.rejected} rejected ({done_in / max(elapsed, 1e-9):.0f} docs/s){note}")
         res.seconds = time.perf_counter() - t0
-        self._check_conservation(name, res, upstream_rows)
+        self._check_conservation(name, res, previous, upstream_rows)
         return res
 
     def _map(self, fn, arg_tuples: list[tuple]) -> list:
@@ -262,18 +287,23 @@ class Runner:
         return ray.get([remote.remote(*args) for args in arg_tuples])
 
     def _drop_orphans(self, name: str, units: list[Unit], rows: dict[str, ManifestRow]) -> None:
-        """Outputs of units that are no longer planned (an input file went away)."""
+        """Outputs of units that are no longer planned: their input went away, or (remix)
+        the plan now has fewer output shards. The message says which."""
         keys = {u.key for u in units}
+        planned_inputs = {printable(i.path) for u in units for i in u.inputs}
         for key, row in rows.items():
             if key in keys:
                 continue
+            gone = [p for p in row.inputs if p not in planned_inputs]
+            why = (f"its input {gone[0]} is no longer there" if gone else
+                   f"the stage's plan no longer has this unit ({len(units)} units now, same inputs)")
             for rel in (row.path, row.rejects_path):
                 if rel:
                     (self.output / rel).unlink(missing_ok=True)
             remove_row(self.output, name, key)
-            self.log(f"[{name}] removed outputs of {key}: its input is no longer there")
+            self.log(f"[{name}] removed outputs of {key}: {why}")
 
-    def _check_conservation(self, name: str, res: StageResult,
+    def _check_conservation(self, name: str, res: StageResult, previous: str | None,
                             upstream_rows: dict[str, ManifestRow]) -> None:
         problems = []
         for row in res.rows:
@@ -287,11 +317,13 @@ class Runner:
             if up is not None and row.docs_in != up.docs:
                 problems.append(f"{row.unit}: read {row.docs_in} documents, but the "
                                 f"upstream shard holds {up.docs}")
+        # across stages, whatever the number of units (none included): every document the
+        # stage before wrote was read by exactly one unit of this stage
         finished = [r for r in res.rows if r.status in FINISHED]
-        if upstream_rows and finished and len(finished) == res.planned:
+        if previous is not None and len(finished) == res.planned and not res.blocked:
             into = sum(r.docs_in for r in finished)
             upstream = sum(r.docs for r in upstream_rows.values() if r.status in FINISHED)
             if into != upstream:
-                problems.append(f"the stage read {into} documents, the stage before it wrote {upstream}")
+                problems.append(f"the stage read {into} documents, {previous} wrote {upstream}")
         if problems:
             raise ConservationError(f"[{name}] documents in != out + rejected:\n  " + "\n  ".join(problems))

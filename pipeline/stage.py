@@ -241,9 +241,31 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-def execute_unit(stage: Stage, settings: Any, unit: Unit, output: str | Path) -> ManifestRow:
+LOCK_FILE = ".curate.lock"
+
+
+class FencedError(RuntimeError):
+    """Another run owns the output folder now: this unit's results must not be published."""
+
+
+def check_fence(output: Path, run_id: str | None) -> None:
+    """Raise unless the run that owns the output (the id in its lock file) is `run_id`."""
+    if run_id is None:
+        return
+    try:
+        owner = (output / LOCK_FILE).read_text().split(" ", 1)[0].strip()
+    except OSError:
+        owner = ""
+    if owner != run_id:
+        raise FencedError(f"the output is now owned by run {owner or '(none)'}, not {run_id}")
+
+
+def execute_unit(stage: Stage, settings: Any, unit: Unit, output: str | Path,
+                 run_id: str | None = None) -> ManifestRow:
     """Run one unit to completion and record it. Never raises for a unit's own error:
-    the error becomes a `failed` manifest row (and no shard), so the run goes on."""
+    the error becomes a `failed` manifest row (and no shard), so the run goes on.
+    With a run id, publication is fenced: if another run took the output folder over
+    (this unit's driver was killed), nothing is published and no row is written."""
     output = Path(output)
     started = utcnow()
     row = ManifestRow(stage=unit.stage, unit=unit.key, fingerprint=unit.fingerprint,
@@ -260,12 +282,21 @@ def execute_unit(stage: Stage, settings: Any, unit: Unit, output: str | Path) ->
                 f"{sink.docs} out + {sink.rejected} rejected = {sink.docs + sink.rejected}")
         if sink.repeats:
             sink.stats["repeats"] = sink.repeats
+        check_fence(output, run_id)
         sink.finish()
+    except FencedError as exc:
+        sink.abandon()
+        row.error = f"not published: {exc}"
+        row.finished_at = utcnow()
+        return row
     except Exception as exc:
         sink.abandon()
+        if _disk_full(exc):
+            raise
         row.error = _one_line(exc)
         row.finished_at = utcnow()
-        write_row(output, row)
+        if _fenced(output, run_id) is None:
+            write_row(output, row)
         return row
     doc_file = output / unit.out_path
     row.status = PARTIAL if sink.damage else DONE
@@ -276,9 +307,47 @@ def execute_unit(stage: Stage, settings: Any, unit: Unit, output: str | Path) ->
     row.tokens = sink.tokens
     row.bytes = doc_file.stat().st_size
     row.sha256 = sha256_file(doc_file)
+    rej_file = output / unit.rejects_path
+    row.rejects_bytes = rej_file.stat().st_size
+    row.rejects_sha256 = sha256_file(rej_file)
     sink.stats["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     sink.stats["seconds"] = round((utcnow() - started).total_seconds(), 3)
     row.stats = json.dumps(sink.stats, sort_keys=True)
     row.finished_at = utcnow()
+    fenced = _fenced(output, run_id)
+    if fenced is not None:          # taken over while publishing: the new run redoes it
+        row.status, row.error = FAILED, f"not published: {fenced}"
+        return row
     write_row(output, row)          # last: a shard without a manifest row does not exist
     return row
+
+
+def _fenced(output: Path, run_id: str | None) -> str | None:
+    try:
+        check_fence(output, run_id)
+    except FencedError as exc:
+        return str(exc)
+    return None
+
+
+def _disk_full(exc: BaseException | None) -> bool:
+    """Is this (or what caused it) a full disk? pyarrow's write errors carry the errno only
+    in their text, and Ray wraps a task's exception in its own (`.cause`)."""
+    import errno
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(exc)
+        if "No space left on device" in text or "Disk quota exceeded" in text:
+            return True
+        exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
+    return False
+
+
+class DiskFullError(RuntimeError):
+    """No space left where the run writes: the run stops; a rerun after freeing space finishes."""
+
+
+disk_full = _disk_full

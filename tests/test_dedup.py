@@ -305,6 +305,8 @@ def test_one_warc_file_given_twice_keeps_one_copy_of_each_record(ray_address, tm
     extracted = read_shards(out, "extract")
     kept = read_shards(out, "dedup")
     ids = [d["id"] for d in kept]
-    assert len(ids) == len(set(ids)) == len({d["id"] for d in extracted})
+    records = [d["warc_record_id"] for d in kept]
+    assert len(ids) == len(set(ids))                 # each copy has its own id (issue 9)
+    assert len(records) == len(set(records)) == len({d["warc_record_id"] for d in extracted})
     assert {d["dump"] for d in kept} == {"CC-MAIN-2024-18"}           # newest_dump keeps the later copy
     assert len(read_shards(out, "dedup", "rejects")) == len(extracted) - len(kept)

@@ -54,7 +54,7 @@ def test_real_article_passes(article):
     ("Too short to be a document, with the words that matter.", "gopher_quality:word_count"),
     (" ".join(["a"] * 60) + " the and", "gopher_quality:mean_word_length"),
     (" ".join(["incomprehensibilities"] * 60) + " the and", "gopher_quality:mean_word_length"),
-    (" ".join(["#tag word and the"] * 30), "gopher_quality:symbol_word_ratio"),
+    (" ".join(["#tag word and the"] * 30), "gopher_quality:hash_word_ratio"),
     ("\n".join(f"• item number {i} of the list and more words" for i in range(20)), "gopher_quality:bullet_lines"),
     ("\n".join(f"The story continues with part {i} and then the rest of the tale is told by the old man..." for i in range(20)), "gopher_quality:ellipsis_lines"),
     (" ".join(f"{i} 123456 345678 567890 the" for i in range(40)), "gopher_quality:alpha_words"),
@@ -148,3 +148,44 @@ def test_pii_is_masked_and_counted():
     for value in ("jane.doe@example.org", "555-0147", "7946", "192.168.10.4", "13812345678", "62345678"):
         assert value not in masked
     assert "2024" in masked and "1999" in masked and "1.2.3" in masked
+
+
+# -- issue 13: rules that mean what the papers mean -------------------------------------------
+
+def _gopher_verdict(text):
+    from filters.gopher import GopherQualityFilter
+    f = GopherQualityFilter()
+    return f.verdict(f.signals(TextView(text)))
+
+
+def test_gopher_counts_distinct_stop_words():
+    filler = " ".join(f"word{i} alpha beta gamma delta" for i in range(20))
+    text = f"the first {filler} the middle {filler} the end"       # one stop word, three times
+    verdict = _gopher_verdict(text)
+    assert verdict is not None and verdict[0] == "gopher_quality:stop_words"
+    assert _gopher_verdict(text + " and more") is None                # two distinct: kept
+
+
+def test_gopher_hash_and_ellipsis_ratios_are_separate_rules():
+    def text(hashes, ellipses, words=100):
+        base = ["word"] * words
+        for i in range(hashes):
+            base[i] = "#tag"
+        for i in range(ellipses):
+            base[20 + i] = "wait..."           # inside the line: not an ellipsis line end
+        return " ".join(base[:50]) + " the and " + " ".join(base[50:])
+    assert _gopher_verdict(text(7, 7)) is None                        # 7% and 7%: each under 10%
+    verdict = _gopher_verdict(text(11, 0))
+    assert verdict is not None and verdict[0] == "gopher_quality:hash_word_ratio"
+    verdict = _gopher_verdict(text(0, 11))
+    assert verdict is not None and verdict[0] == "gopher_quality:ellipsis_word_ratio"
+
+
+def test_c4_sentence_count_knows_abbreviations():
+    from filters.c4 import C4Filter, count_sentences
+    probe = "Mr. Garrett met the board on Monday. Mr. Rudolph said no. They left at noon."
+    assert count_sentences(probe) == 3
+    f = C4Filter()
+    page = probe + "\nDr. J. Smith of the U.S. office agreed with them on every point."
+    verdict = f.verdict(f.signals(TextView(page)))
+    assert verdict is not None and verdict[0] == "c4:min_sentences"    # 4 sentences < 5

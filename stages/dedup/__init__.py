@@ -25,10 +25,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from manifests.atomic import write_table_atomic
-from pipeline.config import setting
+from pipeline.config import at_least, between, one_of, setting
 from pipeline.schema import extend_schema, with_columns
 from pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
-from stages.dedup.buckets import bucket_edges, bucket_tasks
+from stages.dedup.buckets import bucket_edges, bucket_tasks, dump_ranks
 from stages.dedup.signatures import compute_signatures, doc_keys
 from stages.dedup.survivors import DECISIONS, memory_bytes, resolve
 
@@ -46,22 +46,25 @@ class DedupSettings:
     scope: str = setting("global", "global: all dumps together; per_dump: within each dump "
                                    "(FineWeb); incremental: global over every dump so far with "
                                    "oldest-first survivors, reusing stored signatures (only new "
-                                   "shards are computed)")
-    ngram: int = setting(5, "shingle size: words (English and spaced languages) or characters (Chinese)")
-    num_perm: int = setting(128, "MinHash permutations")
-    seed: int = setting(1, "MinHash seed (datasketch's)")
-    threshold: float = setting(0.7, "Jaccard threshold that picks bands x rows (datasketch's rule)")
-    bands: int = setting(0, "explicit number of bands (with rows); 0 = from threshold")
-    rows: int = setting(0, "explicit rows per band; 0 = from threshold")
+                                   "shards are computed)", one_of(*SCOPES))
+    ngram: int = setting(5, "shingle size: words (English and spaced languages) or characters (Chinese)",
+                         at_least(1, 100))
+    num_perm: int = setting(128, "MinHash permutations", at_least(2, 4096))
+    seed: int = setting(1, "MinHash seed (datasketch's)", at_least(0, 2**32 - 1))
+    threshold: float = setting(0.7, "Jaccard threshold that picks bands x rows (datasketch's rule)",
+                               between(0, 1, lo_open=True, hi_open=True))
+    bands: int = setting(0, "explicit number of bands (with rows); 0 = from threshold", at_least(0, 4096))
+    rows: int = setting(0, "explicit rows per band; 0 = from threshold", at_least(0, 4096))
     exact: bool = setting(True, "also join documents whose normalised text is identical")
     survivor: str = setting("newest_dump", "newest_dump, oldest_dump, longest, or column:<name> "
                                            "(highest value wins); ties go to the smallest id")
     bucket_rows: int = setting(10_000_000, "most band-key rows one bucket task holds (about 100 bytes "
-                                           "each at its peak); more rows, more tasks")
+                                           "each at its peak); more rows, more tasks", at_least(1))
     components_memory: str = setting("2GB", "memory for the components step: union-find in memory "
                                             "while the edges fit, else DuckDB spilling to disk "
                                             "within this limit")
-    components: str = setting("auto", "auto (by components_memory), memory, or disk (out of core)")
+    components: str = setting("auto", "auto (by components_memory), memory, or disk (out of core)",
+                              one_of(*COMPONENT_MODES))
 
     def validate(self):
         if self.scope not in SCOPES:
@@ -113,7 +116,7 @@ class DedupStage(Stage):
         ctx.log(f"[dedup] signatures: {len(units) - reused} shards computed, {reused} reused "
                 f"({time.perf_counter() - t0:.1f} s)")
         keys = [u.key for u in units]
-        total_rows, tasks = bucket_tasks(out, keys, s.bucket_rows)
+        total_rows, tasks = bucket_tasks(out, keys, s.bucket_rows, dump_ranks([u.dump for u in units]))
         t1 = time.perf_counter()
         n_edges = sum(ctx.map(bucket_edges, tasks))
         ctx.log(f"[dedup] buckets: {total_rows:,} band keys in {len(tasks)} tasks -> {n_edges:,} edges "

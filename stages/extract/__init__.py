@@ -13,23 +13,28 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline.config import setting
+from pipeline.config import at_least, positive, setting
 from pipeline.schema import DOC_SCHEMA
 from pipeline.stage import InputRef, PlanContext, Stage, Unit, UnitSink, fingerprint
-from stages.extract.http import HttpError, decode_html, is_html, parse_response
+from manifests.manifest import printable
+from stages.extract.http import BodyTooLarge, HttpError, decode_html, is_html, parse_response
 from stages.extract.warc import WarcDamage, read_warc
 
 WARC_SUFFIXES = (".warc.gz", ".warc", ".arc.gz", ".arc")   # ARC is read only to say it is unsupported
 BATCH_DOCS = 500
+WALL_CAP_FACTOR = 10     # the wall-clock safety net, as a multiple of the CPU cap
 
 
 @dataclass
 class ExtractSettings:
     max_html_bytes: int = setting(
         2_000_000, "decoded HTTP bodies larger than this are rejected (extract:too_large); "
-                   "Common Crawl itself truncates payloads at 1 MiB")
+                   "Common Crawl itself truncates payloads at 1 MiB", positive())
     timeout_s: float = setting(
-        5.0, "time cap per page for main-text extraction (extract:timeout); 0 = no cap")
+        5.0, "CPU-time cap per page for main-text extraction (extract:timeout); CPU time, so "
+             "the result does not depend on machine load; a wall-clock cap of "
+             f"{WALL_CAP_FACTOR}x this stays as a safety net against a page stuck off-CPU; 0 = no cap",
+        at_least(0, 3600))
     favor_precision: bool = setting(
         True, "trafilatura: prefer leaving text out to letting boilerplate in")
     include_tables: bool = setting(
@@ -39,23 +44,28 @@ class ExtractSettings:
     fallback_extractors: bool = setting(
         True, "trafilatura's readability/jusText fallbacks on hard pages (about 1.4x slower)")
 
-    def validate(self):
-        if self.max_html_bytes <= 0:
-            raise ValueError(f"max_html_bytes: must be positive, got {self.max_html_bytes}")
-        if self.timeout_s < 0:
-            raise ValueError(f"timeout_s: must be >= 0, got {self.timeout_s}")
+
+def doc_id(record_id: str, source: str) -> str:
+    """Stable and unique document id: the WARC-Record-ID together with where the record
+    lies (`<dump>/<file>@<byte offset>`). The record id alone repeats in real crawls (a
+    record written twice, one file given under two dumps); a file and offset hold one
+    record, so ids are unique across the corpus by construction, and the same on every run."""
+    return hashlib.blake2b(f"{record_id}\0{source}".encode("utf-8", "surrogateescape"),
+                           digest_size=10).hexdigest()
 
 
-def doc_id(record_id: str) -> str:
-    """Stable document id: the same WARC record gives the same id on every run."""
-    return hashlib.blake2b(record_id.encode("utf-8"), digest_size=10).hexdigest()
+def target_uri(value: str | None) -> str | None:
+    """WARC/1.0 writers such as wget put the URI in angle brackets: `<https://...>`."""
+    if value and value.startswith("<") and value.endswith(">"):
+        return value[1:-1].strip()
+    return value
 
 
 def sample_fingerprint(path: Path, name: str, sample: int = 1 << 16) -> str:
     """Content fingerprint of an input file: name, size, first and last 64 KiB.
     Cheap on terabytes of WARC and independent of where the files are mounted."""
     size = path.stat().st_size
-    h = hashlib.sha256(f"{name}\0{size}\0".encode())
+    h = hashlib.sha256(f"{name}\0{size}\0".encode("utf-8", "surrogateescape"))
     with open(path, "rb") as fh:
         h.update(fh.read(sample))
         if size > 2 * sample:
@@ -83,7 +93,10 @@ def list_inputs(input_dir: str | Path) -> tuple[list[tuple[str, Path]], list[Pat
     found, ignored = [], []
     for dump_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         for f in sorted(dump_dir.iterdir()):
-            if f.is_file() and f.name.endswith(WARC_SUFFIXES):
+            if f.name.endswith(WARC_SUFFIXES) and not f.is_dir():
+                # a WARC name that is not a readable file (a symlink loop, a dangling link,
+                # no permission) is planned too: its unit fails naming the file, so it is
+                # reported, never silently skipped
                 found.append((dump_dir.name, f))
             elif not f.name.startswith("."):
                 ignored.append(f)
@@ -98,23 +111,30 @@ class _Timeout(Exception):
 
 
 @contextmanager
-def time_cap(seconds: float):
-    """Raise _Timeout after `seconds` of wall time (SIGALRM; main thread only, where Ray
-    runs tasks). Elsewhere, or with seconds == 0, there is no cap."""
+def time_cap(seconds: float, wall_factor: float = WALL_CAP_FACTOR):
+    """Raise _Timeout after `seconds` of CPU time of this process (ITIMER_PROF: user +
+    system time, so a page's fate does not depend on how loaded the machine is), or after
+    `wall_factor` times that of wall time (ITIMER_REAL, only a safety net for a page that
+    waits off-CPU). Signals reach the main thread only, where Ray runs tasks; elsewhere,
+    or with seconds == 0, there is no cap."""
     if seconds <= 0 or threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def on_alarm(signum, frame):
+    def on_expiry(signum, frame):
         raise _Timeout()
 
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    old_prof = signal.signal(signal.SIGPROF, on_expiry)
+    old_alarm = signal.signal(signal.SIGALRM, on_expiry)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds * wall_factor)
     try:
         yield
     finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        signal.signal(signal.SIGPROF, old_prof)
+        signal.signal(signal.SIGALRM, old_alarm)
 
 
 def extract_text(html: str, url: str | None, s: ExtractSettings) -> str:
@@ -136,9 +156,22 @@ def parse_warc_date(value: str | None) -> datetime | None:
         return None
 
 
+def input_ref(path: Path, name: str) -> InputRef:
+    """A source file and its content fingerprint; an unreadable file gets a fingerprint
+    that says why (its unit then fails with the error, and is retried on every run)."""
+    try:
+        where = str(path.resolve())
+    except (OSError, RuntimeError):         # a symlink loop cannot be resolved
+        where = str(path.absolute())
+    try:
+        return InputRef(where, sample_fingerprint(path, name))
+    except OSError as exc:
+        return InputRef(where, f"unreadable:{exc.strerror or type(exc).__name__}")
+
+
 class ExtractStage(Stage):
     name = "extract"
-    code_version = "1"
+    code_version = "2"      # 2: ids include the record's place; URLs lose WARC/1.0 angle brackets
     settings_cls = ExtractSettings
     summary = "WARC response records -> main text (trafilatura)"
 
@@ -152,8 +185,9 @@ class ExtractStage(Stage):
         for dump, path in found:
             # example.warc and example.warc.gz side by side: both keep their full names
             stem = unit_stem(path.name)
-            key = f"{dump}/{stem if stems[(dump, stem)] == 1 else path.name}"
-            ref = InputRef(str(path.resolve()), sample_fingerprint(path, f"{dump}/{path.name}"))
+            # a file name that is not valid UTF-8 gets a printable key (\xNN escapes)
+            key = printable(f"{dump}/{stem if stems[(dump, stem)] == 1 else path.name}")
+            ref = input_ref(path, f"{dump}/{path.name}")
             unit = Unit(self.name, key, dump, [ref], out_path=f"extract/{key}.parquet",
                         rejects_path=f"rejects/extract/{key}.parquet")
             unit.fingerprint = fingerprint(self, settings, unit.inputs)
@@ -163,7 +197,7 @@ class ExtractStage(Stage):
     def process(self, unit: Unit, s: ExtractSettings, sink: UnitSink) -> None:
         sink.set_schema(DOC_SCHEMA)
         path = unit.inputs[0].path
-        warc_file = f"{unit.dump}/{Path(path).name}"
+        warc_file = printable(f"{unit.dump}/{Path(path).name}")
         records = Counter()
         rows: list[dict] = []
         extract_seconds = 0.0
@@ -175,23 +209,27 @@ class ExtractStage(Stage):
                         # a response cut by the damage: counted and rejected, not lost
                         sink.count_in()
                         rid = ev.headers.get("warc-record-id", "")
-                        sink.reject("extract:truncated_record", ev.message, doc_id(rid), unit.dump,
-                                    ev.headers.get("warc-target-uri"), f"{warc_file}@{ev.offset}")
+                        source = f"{warc_file}@{ev.offset}"
+                        sink.reject("extract:truncated_record", ev.message, doc_id(rid, source), unit.dump,
+                                    target_uri(ev.headers.get("warc-target-uri")), source)
                     continue
                 records[ev.type or "unknown"] += 1
                 if ev.type != "response":
                     continue
                 sink.count_in()
                 rid = ev.headers.get("warc-record-id", "")
-                url = ev.headers.get("warc-target-uri")
-                did = doc_id(rid or f"{warc_file}@{ev.offset}")
+                url = target_uri(ev.headers.get("warc-target-uri"))
                 source = f"{warc_file}@{ev.offset}"
+                did = doc_id(rid, source)
 
                 def reject(reason, detail=None):
                     sink.reject(reason, detail, did, unit.dump, url, source)
 
                 try:
-                    resp = parse_response(ev.block)
+                    resp = parse_response(ev.block, max_body=s.max_html_bytes)
+                except BodyTooLarge as exc:
+                    reject("extract:too_large", str(exc))
+                    continue
                 except HttpError as exc:
                     reject("extract:bad_http", str(exc))
                     continue
@@ -210,7 +248,7 @@ class ExtractStage(Stage):
                     with time_cap(s.timeout_s):
                         text = extract_text(html, url, s)
                 except _Timeout:
-                    reject("extract:timeout", f"> {s.timeout_s} s")
+                    reject("extract:timeout", f"> {s.timeout_s} s CPU")
                     continue
                 except Exception as exc:        # a parser bug on one page must not stop the file
                     reject("extract:failed", f"{type(exc).__name__}: {exc}"[:300])

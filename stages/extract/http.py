@@ -21,6 +21,14 @@ class HttpError(ValueError):
     pass
 
 
+class BodyTooLarge(HttpError):
+    """The decoded body exceeds the cap: decoding stopped there (a gzip bomb costs nothing)."""
+
+    def __init__(self, limit: int, encoding: str):
+        super().__init__(f"{encoding} body decodes to more than {limit} bytes")
+        self.limit = limit
+
+
 @dataclass
 class HttpResponse:
     status: int
@@ -32,7 +40,9 @@ class HttpResponse:
         return self.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-def parse_response(block: bytes) -> HttpResponse:
+def parse_response(block: bytes, max_body: int | None = None) -> HttpResponse:
+    """Status, headers and body of an HTTP response. A compressed body is inflated as a
+    stream that stops past `max_body` bytes (BodyTooLarge), never fully in memory."""
     end = block.find(b"\r\n\r\n")
     sep = 4
     if end < 0:
@@ -55,7 +65,7 @@ def parse_response(block: bytes) -> HttpResponse:
         body = _dechunk(body)
     encoding = headers.get("content-encoding", "").strip().lower()
     if encoding in ("gzip", "x-gzip", "deflate"):
-        body = _inflate(body, encoding)
+        body = _inflate(body, encoding, max_body)
     elif encoding not in ("", "identity", "none"):
         raise HttpError(f"unsupported Content-Encoding {encoding!r}")
     return HttpResponse(int(parts[1]), headers, body)
@@ -79,12 +89,18 @@ def _dechunk(body: bytes) -> bytes:
         return body     # crawlers often store de-chunked bodies with the header left in
 
 
-def _inflate(body: bytes, encoding: str) -> bytes:
+def _inflate(body: bytes, encoding: str, max_body: int | None = None) -> bytes:
+    limit = max_body if max_body is not None else 0
     for wbits in ((31, 15, -15) if encoding != "deflate" else (15, -15, 31)):
+        d = zlib.decompressobj(wbits)
         try:
-            return zlib.decompressobj(wbits).decompress(body)
+            # max_length bounds the output: one byte past the cap is enough to know
+            out = d.decompress(body, limit + 1 if max_body is not None else 0)
         except zlib.error:
             continue
+        if max_body is not None and len(out) > max_body:
+            raise BodyTooLarge(max_body, encoding)
+        return out
     raise HttpError(f"body does not decode as {encoding}")
 
 

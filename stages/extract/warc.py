@@ -231,7 +231,9 @@ def read_warc(fh: BinaryIO) -> Iterator[Event]:
     head = fh.read(4)
     fh.seek(0)
     if not head:
-        return                                  # empty file: zero records, nothing lost
+        # an empty file is reported (a truncated download looks like this), not passed as done
+        yield WarcDamage(0, "empty file (0 bytes): no WARC records")
+        return
     gzipped = head.startswith(b"\x1f\x8b")
     if not gzipped and not head.startswith(b"WARC"):
         if head.startswith(b"file") or head.startswith(b"filedesc"):

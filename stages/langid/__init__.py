@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.config import setting
+from pipeline.config import Domain, at_least, between, setting
 from pipeline.schema import extend_schema, with_columns
 from pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
 from stages.langid.model import LID_FTZ, LID_FTZ_SHA256, cache_dir, load_fasttext, resolve_lid_model, sha256_of
@@ -21,27 +21,24 @@ BATCH = 1000
 
 @dataclass
 class LangidSettings:
-    languages: list[str] = setting(["en", "zh"], "languages to keep (ISO 639-1 codes of lid.176)")
+    languages: list[str] = setting(["en", "zh"], "languages to keep (ISO 639-1 codes of lid.176)",
+                                   Domain(nonempty=True, min_items=1))
     thresholds: dict[str, float] = setting(
         {"en": 0.65, "zh": 0.5},
         "minimum top-label score per language: en 0.65 as FineWeb; zh 0.5, our choice: on the "
         "shared data lid.176 scores 33 of 34 Chinese news pages >= 0.88 (a 12-character page "
         "0.69) and 1,420 People's Daily articles >= 0.53 (5th percentile 0.99), so 0.5 keeps "
-        "real Chinese text and still drops pages where Chinese is not the main language")
-    default_threshold: float = setting(0.5, "for kept languages without their own threshold")
+        "real Chinese text and still drops pages where Chinese is not the main language",
+        between(0, 1))
+    default_threshold: float = setting(0.5, "for kept languages without their own threshold", between(0, 1))
     max_chars: int = setting(
-        0, "predict on the first N characters only (0 = the whole text, the default)")
+        0, "predict on the first N characters only (0 = the whole text, the default)", at_least(0))
     model_path: str | None = setting(
         None, "lid.176.bin/.ftz to use; null = the user cache, fetched on first use")
 
     def validate(self):
-        if not self.languages:
-            raise ValueError("languages: keep at least one language")
-        for lang, t in self.thresholds.items():
-            if not 0 <= t <= 1:
-                raise ValueError(f"thresholds.{lang}: must be within 0..1, got {t}")
-        if self.max_chars < 0:
-            raise ValueError(f"max_chars: must be >= 0, got {self.max_chars}")
+        if len(set(self.languages)) != len(self.languages):
+            raise ValueError(f"languages: a language is listed twice: {self.languages}")
 
 
 def _model_identity(s: LangidSettings) -> str:

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from filters import FILTERS
 from filters.pii import mask_pii
 from filters.text import TextView
-from pipeline.config import setting
+from pipeline.config import NONEMPTY, between, setting
 from pipeline.schema import extend_schema, with_columns
 from pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
 
@@ -41,12 +41,14 @@ class QualitySettings:
     mask_pii: bool = setting(True, "mask e-mails, IP addresses and phone numbers in kept text")
     model_path: str | None = setting(
         None, "fastText quality classifier (curate train-quality); null = no model score")
-    model_label: str = setting("hq", "the classifier's label for good text")
+    model_label: str = setting("hq", "the classifier's label for good text", NONEMPTY)
     model_threshold: float = setting(
-        0.0, "with a model: reject documents whose quality_score is below this (0 = score only)")
+        0.0, "with a model: reject documents whose quality_score is below this (0 = score only)",
+        between(0, 1))
     model_keep_top: float = setting(
         0.0, "with a model: keep only this top fraction of the stage's input by quality_score "
-             "(e.g. 0.1, DCLM style; the cut is computed over every input shard); 0 = off")
+             "(e.g. 0.1, DCLM style; the cut is computed over every input shard); 0 = off",
+        between(0, 1, hi_open=True))
 
     def validate(self):
         for name in [n for names in self.filters.values() for n in names] + self.default_filters:
@@ -105,7 +107,7 @@ EXTRA_FIELDS = [pa.field("pii_masked", pa.int32()), pa.field("quality_score", pa
 
 class QualityStage(Stage):
     name = "quality"
-    code_version = "1"
+    code_version = "2"      # 2: distinct stop words, hash/ellipsis apart, C4 abbreviations
     settings_cls = QualitySettings
     requires = ("extract",)
     summary = "Gopher/C4/FineWeb (en) and FineWeb-2 cmn (zh) rules, PII masking, model score"

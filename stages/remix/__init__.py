@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from manifests.atomic import atomic_path, write_bytes_atomic
 from manifests.manifest import FINISHED, read_rows
-from pipeline.config import setting
+from pipeline.config import at_least, between, positive, setting
 from pipeline.schema import with_columns
 from pipeline.stage import InputRef, PlanContext, Stage, Unit, UnitSink, fingerprint
 
@@ -54,6 +54,9 @@ DEFAULT_CATEGORIES = {
              "163.com", "ifeng.com", "chinadaily.com.cn", "prefix:news.", "contains:news"],
 }
 PLAN_FILE = "remix/_work/plan.json"
+# The output shard that holds the rejects when no language of the input is in the mix: the
+# documents are still accounted for (remix:language_not_in_mix), never silently gone.
+NO_MIX = "_none"
 SCATTER = "remix/_work/scatter"
 ORDER_FIELD = pa.field("_order", pa.float64())         # the shuffle key, dropped before writing
 ROUTE_FIELDS = [ORDER_FIELD, pa.field("_target", pa.string()),          # scatter-only columns
@@ -65,31 +68,26 @@ FIELDS = [pa.field("site", pa.string()), pa.field("category", pa.string()), pa.f
 class RemixSettings:
     target_shares: dict[str, float] = setting(
         {}, "share of characters per language, e.g. {en: 0.5, zh: 0.5}; {} = as the data has them. "
-            "Languages not listed are dropped (remix:language_not_in_mix)")
+            "Languages not listed are dropped (remix:language_not_in_mix)", at_least(0))
     categories: dict[str, list[str]] = setting(
         DEFAULT_CATEGORIES, "domain category -> host rules: 'example.com' (the host or a subdomain), "
                             "'.edu' (a host suffix), 'prefix:news.', 'contains:forum'; first match wins, "
                             "else 'other'")
-    alpha: float = setting(0.5, "domain temperature: 1 = natural mix, < 1 raises underrepresented domains")
-    domain_weights: dict[str, float] = setting({}, "extra weight per category, e.g. {encyclopedia: 2}")
-    max_epochs: float = setting(4.0, "no document is repeated more than this many times")
+    alpha: float = setting(0.5, "domain temperature: 1 = natural mix, < 1 raises underrepresented domains",
+                           between(0, 1))
+    domain_weights: dict[str, float] = setting({}, "extra weight per category, e.g. {encyclopedia: 2}",
+                                               at_least(0))
+    max_epochs: float = setting(4.0, "no document is repeated more than this many times", at_least(1, 1000))
     dup_count_exponent: float = setting(0.0, "a dedup survivor whose cluster had n documents weighs "
                                              "n^x within its domain (x > 0 favours content many pages "
-                                             "repeated); 0 = every survivor weighs 1. Shares stay on target")
-    shard_bytes: int = setting(256_000_000, "target characters of text per output shard")
-    seed: int = setting(0, "sampling and shuffling seed")
+                                             "repeated); 0 = every survivor weighs 1. Shares stay on target",
+                                      between(0, 2))
+    shard_bytes: int = setting(256_000_000, "target characters of text per output shard", positive())
+    seed: int = setting(0, "sampling and shuffling seed", at_least(0))
 
     def validate(self):
-        if any(v < 0 for v in self.target_shares.values()) or (self.target_shares and not sum(self.target_shares.values())):
-            raise ValueError("target_shares: shares must be >= 0 with a positive sum")
-        if not 0 <= self.alpha <= 1:
-            raise ValueError(f"alpha: within [0, 1], got {self.alpha}")
-        if self.max_epochs < 1:
-            raise ValueError(f"max_epochs: at least 1, got {self.max_epochs}")
-        if not 0 <= self.dup_count_exponent <= 2:
-            raise ValueError(f"dup_count_exponent: within [0, 2], got {self.dup_count_exponent}")
-        if self.shard_bytes < 1:
-            raise ValueError("shard_bytes: must be positive")
+        if self.target_shares and not sum(self.target_shares.values()) > 0:
+            raise ValueError(f"target_shares: the shares need a positive sum, got {self.target_shares}")
 
 
 def site_of(url: str | None) -> str:
@@ -195,13 +193,14 @@ class RemixStage(Stage):
                     for c, n in by_cat.items():
                         chars.setdefault(lang, {})[c] = chars.get(lang, {}).get(c, 0) + n
             rates, _ = compute_rates(chars, s)
-            counts = _output_counts(rates, chars, s)
+            counts = _output_counts(rates, chars, s) or {NO_MIX: 1}
         units = []
         for lang, n in sorted(counts.items()):
             for j in range(n):
                 key = f"{lang}/part-{j:05d}"
                 unit = Unit(self.name, key, None, list(refs), out_path=f"remix/{key}.parquet",
-                            rejects_path=f"rejects/remix/{key}.parquet", lang=None if lang == "pending" else lang)
+                            rejects_path=f"rejects/remix/{key}.parquet",
+                            lang=None if lang in ("pending", NO_MIX) else lang)
                 unit.fingerprint = fingerprint(self, s, refs + [InputRef(key, str(n))])
                 units.append(unit)
         return units
@@ -217,7 +216,8 @@ class RemixStage(Stage):
         rates, shares = compute_rates(chars, s)
         counts = {}
         for u in ctx.units:
-            counts[u.lang] = counts.get(u.lang, 0) + 1
+            lang = u.key.split("/")[0]
+            counts[lang] = counts.get(lang, 0) + 1
         plan_fp = fingerprint(self, s, ctx.units[0].inputs)
         shutil.rmtree(out / SCATTER, ignore_errors=True)
         ctx.map(scatter_shard, [(str(out), p, i, s, rates, counts, plan_fp) for i, p in enumerate(inputs)])

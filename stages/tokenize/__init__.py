@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from manifests.atomic import write_bytes_atomic
-from pipeline.config import setting
+from pipeline.config import NONEMPTY, at_least, positive, setting
 from pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
 
 TOKENIZER_FILE = "tokenize/tokenizer.json"
@@ -34,27 +34,28 @@ BATCH = 2000
 
 @dataclass
 class TokenizeSettings:
-    vocab_size: int = setting(100_000, "conventional tokens (DeepSeek LLM: 100,000)")
+    vocab_size: int = setting(100_000, "conventional tokens (DeepSeek LLM: 100,000)", at_least(257, 10_000_000))
     special_tokens: list[str] = setting(SPECIAL_TOKENS, "added after the conventional tokens, ids "
-                                        "vocab_size .. vocab_size+14 (begin/end of sentence first)")
-    model_vocab_size: int = setting(102_400, "padded embedding size recorded beside the tokenizer")
-    sample_bytes: int = setting(2_000_000_000, "UTF-8 bytes of text to train on (DeepSeek: about 24 GB)")
+                                        "vocab_size .. vocab_size+14 (begin/end of sentence first)", NONEMPTY)
+    model_vocab_size: int = setting(102_400, "padded embedding size recorded beside the tokenizer", positive())
+    sample_bytes: int = setting(2_000_000_000, "UTF-8 bytes of text to train on (DeepSeek: about 24 GB)",
+                               positive())
     sample_shares: dict[str, float] = setting({}, "share of the sample per language, e.g. {en: 0.5, zh: 0.5}; "
-                                               "{} = as the corpus has them")
-    seed: int = setting(0, "sampling seed")
-    min_frequency: int = setting(2, "BPE: pairs seen fewer times are not merged")
+                                               "{} = as the corpus has them", at_least(0))
+    seed: int = setting(0, "sampling seed", at_least(0))
+    min_frequency: int = setting(2, "BPE: pairs seen fewer times are not merged", at_least(0))
     tokenizer_path: str | None = setting(None, "count with this tokenizer.json instead of training one")
-    budget_tokens: float = setting(2e12, "the token budget (DeepSeek LLM: 2T)")
+    budget_tokens: float = setting(2e12, "the token budget (DeepSeek LLM: 2T)", positive())
 
     def validate(self):
-        if self.vocab_size < 256 + 1:
-            raise ValueError(f"vocab_size: at least 257 (the 256 bytes and one merge), got {self.vocab_size}")
         if self.model_vocab_size < self.vocab_size + len(self.special_tokens):
             raise ValueError("model_vocab_size: must hold vocab_size + the special tokens")
         if self.tokenizer_path and not Path(self.tokenizer_path).expanduser().is_file():
             raise ValueError(f"tokenizer_path: {self.tokenizer_path} does not exist")
-        if any(v < 0 for v in self.sample_shares.values()):
-            raise ValueError("sample_shares: shares must be >= 0")
+        if len(set(self.special_tokens)) != len(self.special_tokens):
+            raise ValueError(f"special_tokens: a token is listed twice: {self.special_tokens}")
+        if self.sample_shares and not sum(self.sample_shares.values()) > 0:
+            raise ValueError(f"sample_shares: the shares need a positive sum, got {self.sample_shares}")
 
 
 def in_sample(seed: int, doc_id: str, rate: float) -> bool:

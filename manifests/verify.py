@@ -1,0 +1,58 @@
+"""Is what a manifest row promises still on disk? Sizes always (cheap), sha256 on demand.
+
+A shard that was deleted, truncated or overwritten after its row was written must not
+be skipped by a rerun nor served by a query: the runner checks sizes before it skips a
+unit, and `curate verify [--deep]` checks every row and marks the damaged ones stale.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from manifests.atomic import sha256_file
+from manifests.manifest import FINISHED, ManifestRow, read_all_rows, write_row
+
+DAMAGED = "damaged"         # the fingerprint a damaged unit's row gets: never equal to a plan's
+
+
+def _files(row: ManifestRow):
+    yield row.path, row.bytes, row.sha256
+    if row.rejects_path:
+        yield row.rejects_path, row.rejects_bytes, row.rejects_sha256
+
+
+def damage(output: str | Path, row: ManifestRow, deep: bool = False) -> str | None:
+    """What is wrong with a finished unit's files, or None when they match its row."""
+    if row.status not in FINISHED or not row.path:
+        return None
+    for rel, size, digest in _files(row):
+        path = Path(output) / rel
+        try:
+            actual = path.stat().st_size
+        except FileNotFoundError:
+            return f"{rel} is missing"
+        except OSError as exc:
+            return f"{rel} cannot be read ({exc.strerror})"
+        if size is not None and actual != size:
+            return f"{rel} has {actual} bytes, its manifest row says {size}"
+        if deep and digest and sha256_file(path) != digest:
+            return f"{rel} does not match its recorded sha256"
+    return None
+
+
+def mark_damaged(output: str | Path, row: ManifestRow, problem: str) -> None:
+    """Keep the row (its history) but make it stale: the next run redoes the unit."""
+    write_row(output, replace(row, fingerprint=DAMAGED, error=f"verify: {problem}"))
+
+
+def verify(output: str | Path, deep: bool = False, log=print) -> tuple[int, list[tuple[ManifestRow, str]]]:
+    """Check every finished unit; mark the damaged ones stale. (units checked, problems)."""
+    rows = [r for r in read_all_rows(output) if r.status in FINISHED]
+    problems = []
+    for row in rows:
+        problem = damage(output, row, deep)
+        if problem:
+            problems.append((row, problem))
+            mark_damaged(output, row, problem)
+            log(f"DAMAGED {row.stage} {row.unit}: {problem} (marked stale; a rerun redoes it)")
+    return len(rows), problems
