@@ -1,9 +1,18 @@
 """C4 rules (Raffel et al. 2020, "Exploring the Limits of Transfer Learning", section 2.2).
 
-C4 keeps lines that end in terminal punctuation, have at least 3 words and mention no
-javascript or cookie/terms policy; it drops pages with "lorem ipsum" or a curly bracket,
-and pages with fewer than 5 sentences left. Tag, then select: the text is not rewritten;
-the signals say how much C4 would have cut and the verdict uses what would remain.
+C4 keeps lines that end in terminal punctuation (not an ellipsis), have at least 3 words
+and mention no javascript or cookie/terms policy; it drops pages where a line it would
+keep says "lorem ipsum" or holds a curly bracket, and pages with fewer than 5 sentences
+left. Tag, then select: the text is not rewritten; the signals say how much C4 would have
+cut and the verdict uses what would remain.
+
+Known differences from datatrove's C4QualityFilter (the reference compared by
+tools/fidelity_datatrove.py), kept on purpose:
+- closing curly quotes (” ’) count as end quotation marks, as C4's text says ("end
+  quotation mark"); datatrove knows only the straight ones;
+- sentences are counted with a documented abbreviation list (`count_sentences`), not
+  NLTK's Punkt model; datatrove's default counts one sentence per kept line;
+- `whole_page_checks: true` checks lorem ipsum and '{' on the whole page (curate < 0.2).
 """
 from __future__ import annotations
 
@@ -15,6 +24,7 @@ from filters.gopher import fail
 from filters.text import TextView
 
 TERMINAL = (".", "!", "?", '"', "'", "”", "’")
+ELLIPSES = ("...", "…")
 POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies",
                   "use of cookies", "use cookies")
 _SENTENCE_END = re.compile(r"[.!?]+(?=[\s\"'”’)\]]|$)")
@@ -51,6 +61,8 @@ class C4Filter:
     min_words_per_line: int = 3
     filter_lorem_ipsum: bool = True
     filter_curly_bracket: bool = True
+    drop_ellipsis_lines: bool = True        # C4: a line ending in "..." is not a sentence end
+    whole_page_checks: bool = False         # lorem ipsum / '{' anywhere, not only in kept lines
     policy_phrases: tuple = field(default=POLICY_PHRASES)
 
     def signal_names(self) -> list[str]:
@@ -60,27 +72,33 @@ class C4Filter:
     def signals(self, doc: TextView) -> dict[str, float]:
         lines = doc.lines
         terminal = js = policy = 0
+        lorem = curly = False
         kept: list[str] = []
         for ln in lines:
             low = ln.lower()
-            ends = ln.endswith(TERMINAL)
+            ends = ln.endswith(TERMINAL) and not (self.drop_ellipsis_lines and ln.endswith(ELLIPSES))
             terminal += ends
             has_js = "javascript" in low
             has_policy = any(p in low for p in self.policy_phrases)
             js += has_js
             policy += has_policy
-            if ends and not has_js and not has_policy and len(ln.split()) >= self.min_words_per_line:
-                kept.append(ln)
+            if ends and len(ln.split()) >= self.min_words_per_line:
+                # C4 looks for lorem ipsum and '{' in the lines its line rules let through
+                lorem = lorem or "lorem ipsum" in low
+                curly = curly or "{" in ln
+                if not has_js and not has_policy:
+                    kept.append(ln)
+        if self.whole_page_checks:
+            lorem, curly = "lorem ipsum" in doc.text.lower(), "{" in doc.text
         n = len(lines) or 1
-        low_text = doc.text.lower()
         return {
             "c4_terminal_punct_lines_ratio": terminal / n,
             "c4_javascript_lines": js,
             "c4_policy_lines": policy,
             "c4_kept_lines_ratio": len(kept) / n,
             "c4_sentences": sum(count_sentences(ln) for ln in kept),
-            "c4_lorem_ipsum": float("lorem ipsum" in low_text),
-            "c4_curly_bracket": float("{" in doc.text),
+            "c4_lorem_ipsum": float(lorem),
+            "c4_curly_bracket": float(curly),
         }
 
     def verdict(self, s: dict[str, float]) -> tuple[str, str] | None:

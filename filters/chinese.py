@@ -86,13 +86,15 @@ class ChineseRepetitionFilter:
     dup_ngram_max: dict = field(default_factory=lambda: {5: 0.198, 6: 0.182, 7: 0.167,
                                                          8: 0.154, 9: 0.14, 10: 0.127})
     chars_per_word: int = 2
+    dup_ngram_count: str = "repeats"        # as gopher_repetition: "repeats" (the reference's) or "all"
 
     def signal_names(self) -> list[str]:
         return repetition_signal_names("zh_rep", self)
 
     def signals(self, doc: TextView) -> dict[str, float]:
         return repetition_signals("zh_rep", doc.lines, doc.paragraphs, doc.cjk_units,
-                                  self.top_ngram_max, self.dup_ngram_max, self.chars_per_word)
+                                  self.top_ngram_max, self.dup_ngram_max, self.chars_per_word,
+                                  self.dup_ngram_count)
 
     def verdict(self, s: dict[str, float]) -> tuple[str, str] | None:
         return repetition_verdict(self.name, "zh_rep", s, self)

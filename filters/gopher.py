@@ -1,13 +1,25 @@
 """Gopher rules (Rae et al. 2021, "Scaling Language Models", appendix A1.1), English.
 
 Thresholds are the paper's, as in datatrove's GopherQualityFilter/GopherRepetitionFilter.
+Stop words are counted distinct (at least two of the eight), and the hash and ellipsis
+ratios are two rules, each against 0.1, as the paper states.
+
+Known differences from datatrove 0.10 (tools/fidelity_datatrove.py compares them), kept
+on purpose because datatrove's reading is its own quirk, not the paper's:
+- the alphabetic-word ratio: datatrove divides by its tokens including punctuation-only
+  ones; curate by words;
+- bullets: datatrove knows only "•" and "-"; curate also * · – — ‣ ○ ▪ ◦ ●;
+- bullet and ellipsis line ratios: datatrove counts blank lines in the denominator;
+  curate counts non-empty lines;
+- n-gram repetition denominators: datatrove divides by len(text), spaces included; curate
+  by the characters of the words (the fraction of the words' text that repeats).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from filters.text import TextView, duplicate_fraction, has_letter, ngram_repetition
+from filters.text import DUP_COUNTS, TextView, duplicate_fraction, has_letter, ngram_repetition
 
 GOPHER_STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 BULLETS = ("•", "‣", "○", "▪", "◦", "●", "-", "*", "·", "–", "—")
@@ -88,13 +100,13 @@ DUP_NGRAM_MAX = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
 
 
 def repetition_signals(prefix: str, lines: list[str], paragraphs: list[str], units: list[str],
-                       top_ns, dup_ns, units_per_word: int = 1) -> dict[str, float]:
+                       top_ns, dup_ns, units_per_word: int = 1, dup_count: str = "repeats") -> dict[str, float]:
     """Signals of the Gopher repetition rules; an n-word-gram is measured as an
     (n * units_per_word)-gram of the units (Chinese: characters)."""
     line_frac, line_chars = duplicate_fraction(lines)
     para_frac, para_chars = duplicate_fraction(paragraphs)
     k = units_per_word
-    scaled = ngram_repetition(units, tuple(n * k for n in top_ns), tuple(n * k for n in dup_ns))
+    scaled = ngram_repetition(units, tuple(n * k for n in top_ns), tuple(n * k for n in dup_ns), dup_count)
     grams = {n: scaled[n * k] for n in (*top_ns, *dup_ns)}
     sig = {f"{prefix}_dup_line_frac": line_frac, f"{prefix}_dup_line_char_frac": line_chars,
            f"{prefix}_dup_para_frac": para_frac, f"{prefix}_dup_para_char_frac": para_chars}
@@ -129,6 +141,10 @@ def repetition_verdict(name: str, prefix: str, s: dict[str, float], f) -> tuple[
 
 @dataclass
 class GopherRepetitionFilter:
+    """Gopher's repetition rules. `dup_ngram_count: repeats` (default) counts the characters
+    of second and later occurrences of a duplicated n-gram, as the reference does, so the
+    thresholds mean what they meant; `all` counts every occurrence, the first included
+    (stricter: 1.6-2x the values on real pages)."""
     name: ClassVar[str] = "gopher_repetition"
     max_dup_line_frac: float = 0.30
     max_dup_para_frac: float = 0.30
@@ -136,13 +152,18 @@ class GopherRepetitionFilter:
     max_dup_para_char_frac: float = 0.20
     top_ngram_max: dict = field(default_factory=lambda: dict(TOP_NGRAM_MAX))
     dup_ngram_max: dict = field(default_factory=lambda: dict(DUP_NGRAM_MAX))
+    dup_ngram_count: str = "repeats"        # or "all" (see the class docstring)
+
+    def __post_init__(self):
+        if self.dup_ngram_count not in DUP_COUNTS:
+            raise ValueError(f"dup_ngram_count: one of {', '.join(DUP_COUNTS)}, got {self.dup_ngram_count!r}")
 
     def signal_names(self) -> list[str]:
         return repetition_signal_names("gopher_rep", self)
 
     def signals(self, doc: TextView) -> dict[str, float]:
         return repetition_signals("gopher_rep", doc.lines, doc.paragraphs, doc.norm_words,
-                                  self.top_ngram_max, self.dup_ngram_max)
+                                  self.top_ngram_max, self.dup_ngram_max, dup_count=self.dup_ngram_count)
 
     def verdict(self, s: dict[str, float]) -> tuple[str, str] | None:
         return repetition_verdict(self.name, "gopher_rep", s, self)

@@ -84,13 +84,15 @@ def test_gopher_repetition_rules(article):
 def test_ngram_repetition_counts_characters_of_duplicates():
     words = "a b c d e x a b c d e".split()
     grams = ngram_repetition(words, top_ns=(2,), dup_ns=(5,))
-    assert grams[5] == pytest.approx(10 / 11)           # both copies of 'a b c d e'
+    assert grams[5] == pytest.approx(5 / 11)            # the second copy of 'a b c d e'
     assert grams[2] == pytest.approx(2 * 2 / 11)        # 'a b' twice, 2 chars each
+    every = ngram_repetition(words, top_ns=(2,), dup_ns=(5,), dup_count="all")
+    assert every[5] == pytest.approx(10 / 11)           # both copies (the older reading)
 
 
 @pytest.mark.parametrize("mutate, reason", [
     (lambda t: t + "\nLorem ipsum dolor sit amet, consectetur adipiscing elit.", "c4:lorem_ipsum"),
-    (lambda t: t + "\nfunction f() { return 1; }", "c4:curly_bracket"),
+    (lambda t: t + "\nCall the function f() { return 1; } to get one.", "c4:curly_bracket"),
     (lambda t: "Home\nNews\nSport\n" + " ".join(t.split()[:80]), "c4:min_sentences"),
 ])
 def test_c4_rules(article, mutate, reason):
@@ -189,3 +191,32 @@ def test_c4_sentence_count_knows_abbreviations():
     page = probe + "\nDr. J. Smith of the U.S. office agreed with them on every point."
     verdict = f.verdict(f.signals(TextView(page)))
     assert verdict is not None and verdict[0] == "c4:min_sentences"    # 4 sentences < 5
+
+
+def test_fineweb_line_endings_default_to_fineweb_set():
+    from filters.fineweb import FineWebFilter
+    text = "\n".join(["A line that ends with a colon:"] * 9 + ["A line that ends with a period."])
+    fineweb, extended = FineWebFilter(), FineWebFilter(line_end_punct="extended")
+    assert fineweb.signals(TextView(text))["fineweb_line_punct_ratio"] == pytest.approx(0.1)
+    assert extended.signals(TextView(text))["fineweb_line_punct_ratio"] == pytest.approx(1.0)
+
+
+def test_c4_drops_ellipsis_lines_and_checks_only_kept_lines():
+    from filters.c4 import C4Filter
+    f = C4Filter()
+    s = f.signals(TextView("This line trails off into nothing..."))
+    assert s["c4_kept_lines_ratio"] == 0
+    nav = "Menu { Home | About }\n" + "\n".join(f"Sentence number {i} is a full sentence." for i in range(6))
+    assert f.verdict(f.signals(TextView(nav))) is None            # '{' only in a line C4 drops
+    page = C4Filter(whole_page_checks=True)
+    assert page.verdict(page.signals(TextView(nav)))[0] == "c4:curly_bracket"
+
+
+def test_repetition_reading_is_a_setting(article):
+    from filters.gopher import GopherRepetitionFilter
+    repeated = article + " " + " ".join(article.split()[:60])
+    default = GopherRepetitionFilter().signals(TextView(repeated))["gopher_rep_dup_5gram_char_frac"]
+    every = GopherRepetitionFilter(dup_ngram_count="all").signals(TextView(repeated))["gopher_rep_dup_5gram_char_frac"]
+    assert 0 < default < every <= 2 * default + 1e-9
+    with pytest.raises(ValueError):
+        GopherRepetitionFilter(dup_ngram_count="some")
