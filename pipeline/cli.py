@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the pipeline (or some stages of it)")
     _add_common(run)
-    run.add_argument("--input", help="folder with one sub-folder of *.warc.gz / *.warc per crawl dump")
+    run.add_argument("--input", help="folder with one sub-folder per crawl dump (WARC, WET, JSONL, Parquet files)")
+    run.add_argument("--dump", help="the input folder is flat (files, no dump folders): read it as this dump")
     run.add_argument("--stage", nargs="+", action="extend", metavar="NAME",
                      help="run only these stages (their inputs must be done)")
     run.add_argument("--until", metavar="NAME", help="run the order up to and including this stage")
@@ -65,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _resolve_config(args, need_input: bool):
-    overrides = {"output": getattr(args, "output", None), "input": getattr(args, "input", None)}
+    overrides = {"output": getattr(args, "output", None), "input": getattr(args, "input", None),
+                 "dump": getattr(args, "dump", None)}
     if getattr(args, "config", None):
         return load_config(args.config, overrides)
     out = Path(args.output or "curate-out")
@@ -89,11 +91,14 @@ def cmd_run(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from pipeline.report import status_table
+    from pipeline.registry import STAGES
+    from pipeline.report import status_table, unread_lines
     from pipeline.runner import plan_pipeline
 
     cfg = _resolve_config(args, need_input=False)
     print(status_table(Path(cfg.output), plan_pipeline(cfg)))
+    for line in unread_lines([f for n in cfg.order for f in STAGES[n].unread_inputs(cfg)]):
+        print(line)
     return EXIT_OK
 
 

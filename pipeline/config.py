@@ -113,6 +113,7 @@ class RaySettings:
 @dataclass
 class Config:
     input: str | None = None            # folder with one sub-folder of WARC files per dump
+    dump: str | None = None             # a flat input folder: its files are this dump
     output: str = "curate-out"          # everything the run writes goes under here
     order: list[str] = field(default_factory=list)   # stage order; [] = the default order
     ray: RaySettings = field(default_factory=RaySettings)
@@ -124,6 +125,7 @@ class Config:
     def to_dict(self) -> dict:
         return {
             "input": self.input,
+            "dump": self.dump,
             "output": self.output,
             "order": list(self.order),
             "ray": dataclasses.asdict(self.ray),
@@ -272,7 +274,7 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> Config:
     for key, value in (overrides or {}).items():
         if value is not None:
             raw[key] = value
-    top = {"input", "output", "order", "ray"}
+    top = {"input", "output", "dump", "order", "ray"}
     for key in raw:
         if key not in top and key not in STAGES:
             raise ConfigError(f"unknown key '{key}'{_suggest(key, top | set(STAGES))}; "
@@ -282,6 +284,11 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> Config:
     if "input" in raw:
         cfg.input = _check_type("input", raw["input"], str | None)
         NONEMPTY.check("input", cfg.input)
+    if "dump" in raw:
+        cfg.dump = _check_type("dump", raw["dump"], str | None)
+        Domain(nonempty=True).check("dump", cfg.dump)
+        if cfg.dump and ("/" in cfg.dump or cfg.dump in (".", "..")):
+            raise ConfigError(f"dump: a dump name, not a path, got {cfg.dump!r}")
     if "output" in raw:
         cfg.output = _check_type("output", raw["output"], str)
         NONEMPTY.check("output", cfg.output)
@@ -313,6 +320,7 @@ def describe_defaults() -> str:
     lines = ["# curate configuration: every key with its default.",
              f"input: null        # {_comment(Config, 'input')}",
              f"output: {cfg.output}  # {_comment(Config, 'output')}",
+             "dump: null        # a flat input folder (files, no dump sub-folders): read it as this dump",
              f"order: {json.dumps(cfg.order)}  # stage order; must start with extract",
              "ray:"]
     for f in dataclasses.fields(RaySettings):

@@ -22,8 +22,16 @@ def top_reasons(output: Path, rows, n: int = 5) -> list[tuple[str, int]]:
         "ORDER BY n DESC, reason LIMIT $n", {"paths": paths, "n": n}).fetchall()
 
 
+def unread_lines(unread: list[str]) -> list[str]:
+    if not unread:
+        return []
+    kinds = Counter("WAT (metadata, no text)" if ".wat" in f.lower() else "unknown type" for f in unread)
+    return [f"input files not read: {len(unread)} (" + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+            + "): " + ", ".join(unread[:10]) + (" ..." if len(unread) > 10 else "")]
+
+
 def run_summary(output: Path, result: RunResult) -> str:
-    lines = ["", "Summary", "======="]
+    lines = ["", "Summary", "======="] + unread_lines(result.unread)
     for st in result.stages:
         docs_in = sum(r.docs_in for r in st.rows if r.status in FINISHED)
         docs = sum(r.docs for r in st.rows if r.status in FINISHED)

@@ -71,6 +71,7 @@ class StageResult:
 @dataclass
 class RunResult:
     stages: list[StageResult] = field(default_factory=list)
+    unread: list[str] = field(default_factory=list)     # input files no reader knows
 
     @property
     def failed(self) -> int:
@@ -157,7 +158,10 @@ class Runner:
             force: bool = False) -> RunResult:
         names = self.select(only, until)
         plans = plan_pipeline(self.config)  # a bad input or config fails here, before any work
-        result = RunResult()
+        result = RunResult(unread=[f for n in self.config.order for f in STAGES[n].unread_inputs(self.config)])
+        if result.unread:
+            self.log(f"[plan] {len(result.unread)} input files have no reader and are not read: "
+                     + ", ".join(result.unread[:10]) + (" ..." if len(result.unread) > 10 else ""))
         with output_lock(self.output) as self.run_id:
             write_bytes_atomic(json.dumps(self.config.to_dict(), indent=2).encode(),
                                self.output / RUN_CONFIG)

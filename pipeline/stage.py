@@ -91,6 +91,10 @@ class Stage:
         """Runs once in the driver before the units are submitted: fetch a model, or do a
         stage's global work (dedup) with ctx.map for parallel tasks."""
 
+    def unread_inputs(self, config: Any) -> list[str]:
+        """Input files the stage found but has no reader for (reported, never skipped silently)."""
+        return []
+
     def fingerprint_settings(self, settings: Any) -> dict:
         """The settings that change outputs (all of them, unless a stage says otherwise)."""
         return asdict(settings)

@@ -1,4 +1,9 @@
-"""extract: WARC response records -> main text documents (one unit per WARC file)."""
+"""extract: input files -> documents (one unit per input file).
+
+WARC response records go through HTML extraction (trafilatura); WET conversion records
+(Common Crawl's own text) and a user's documents in JSONL or Parquet become documents
+directly. Files no reader knows (WAT metadata, anything else) are listed in the run
+summary and in `curate status`, never silently skipped."""
 from __future__ import annotations
 
 import hashlib
@@ -13,14 +18,15 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline.config import at_least, positive, setting
+from pipeline.config import NONEMPTY, at_least, positive, setting
 from pipeline.schema import DOC_SCHEMA
 from pipeline.stage import InputRef, PlanContext, Stage, Unit, UnitSink, fingerprint
 from manifests.manifest import printable
 from stages.extract.http import BodyTooLarge, HttpError, decode_html, is_html, parse_response
+from stages.extract.sources import (JSONL, PARQUET, READABLE, WET, Damage, Fields, Skip, conversion_event, input_kind,
+                                    read_jsonl, read_parquet, read_wet)
 from stages.extract.warc import WarcDamage, read_warc
 
-WARC_SUFFIXES = (".warc.gz", ".warc", ".arc.gz", ".arc")   # ARC is read only to say it is unsupported
 BATCH_DOCS = 500
 WALL_CAP_FACTOR = 10     # the wall-clock safety net, as a multiple of the CPU cap
 
@@ -43,6 +49,12 @@ class ExtractSettings:
     include_comments: bool = setting(False, "keep user comments below articles")
     fallback_extractors: bool = setting(
         True, "trafilatura's readability/jusText fallbacks on hard pages (about 1.4x slower)")
+    text_field: str = setting("text", "JSONL/Parquet inputs: the field that holds the text", NONEMPTY)
+    id_field: str = setting("id", "JSONL/Parquet inputs: the field with the input's own id (optional; "
+                                  "kept as warc_record_id; document ids stay unique)", NONEMPTY)
+    url_field: str = setting("url", "JSONL/Parquet inputs: the URL field (optional)", NONEMPTY)
+    date_field: str = setting("date", "JSONL/Parquet inputs: the date field, ISO 8601 or epoch seconds "
+                                      "(optional)", NONEMPTY)
 
 
 def doc_id(record_id: str, source: str) -> str:
@@ -75,34 +87,51 @@ def sample_fingerprint(path: Path, name: str, sample: int = 1 << 16) -> str:
 
 
 def unit_stem(name: str) -> str:
-    for suffix in WARC_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+    return input_kind(name)[1]
 
 
 class InputError(ValueError):
     pass
 
 
-def list_inputs(input_dir: str | Path) -> tuple[list[tuple[str, Path]], list[Path]]:
-    """(dump, file) pairs in a deterministic order, and the files that were ignored."""
+KNOWN = "*.warc.gz, *.warc, *.warc.wet.gz, *.wet.gz, *.wet, *.jsonl, *.jsonl.gz, *.jsonl.zst or *.parquet"
+
+
+def list_inputs(input_dir: str | Path, dump: str | None = None) -> tuple[list[tuple[str, Path]], list[Path]]:
+    """(dump, file) pairs in a deterministic order, and the files no reader knows (WAT,
+    anything else), which the run reports. One sub-folder per dump; or, with `dump`, the
+    input folder's own files are that dump (a flat folder)."""
     root = Path(input_dir)
     if not root.is_dir():
         raise InputError(f"input folder {root} does not exist or is not a folder")
+    if dump is not None:
+        subdirs = [p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        if subdirs:
+            raise InputError(f"--dump {dump}: {root} holds dump folders ({', '.join(sorted(subdirs)[:5])}); "
+                             "--dump is for a flat folder of files; leave it out to read one dump per folder")
+        groups = [(dump, root)]
+    else:
+        groups = [(p.name, p) for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")]
     found, ignored = [], []
-    for dump_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        for f in sorted(dump_dir.iterdir()):
-            if f.name.endswith(WARC_SUFFIXES) and not f.is_dir():
-                # a WARC name that is not a readable file (a symlink loop, a dangling link,
+    for name, folder in groups:
+        for f in sorted(folder.iterdir()):
+            if f.name.startswith("."):
+                continue
+            kind, _ = input_kind(f.name)
+            if kind in READABLE and not f.is_dir():
+                # a known name that is not a readable file (a symlink loop, a dangling link,
                 # no permission) is planned too: its unit fails naming the file, so it is
                 # reported, never silently skipped
-                found.append((dump_dir.name, f))
-            elif not f.name.startswith("."):
+                found.append((name, f))
+            else:
                 ignored.append(f)
     if not found:
-        raise InputError(f"no *.warc.gz or *.warc files under {root}/<dump>/ "
-                         "(one sub-folder per crawl dump, named after the dump)")
+        flat = dump is None and any(f.is_file() and input_kind(f.name)[0] for f in root.iterdir())
+        hint = (f"; {root} holds input files directly: give --dump NAME (or `dump:` in the config) to "
+                "read it as one dump" if flat else "")
+        raise InputError(f"no input files ({KNOWN}) under {root}/<dump>/ (one sub-folder per crawl "
+                         f"dump, named after the dump){hint}"
+                         + (f"; not read: {', '.join(printable(p.name) for p in ignored[:5])}" if ignored else ""))
     return found, ignored
 
 
@@ -179,7 +208,7 @@ class ExtractStage(Stage):
         if not ctx.config.input:
             raise InputError("no input folder: give --input DIR or `input:` in the config")
         settings = ctx.config.settings(self.name)
-        found, _ = list_inputs(ctx.config.input)
+        found, _ = list_inputs(ctx.config.input, ctx.config.dump)
         stems = Counter((dump, unit_stem(p.name)) for dump, p in found)
         units = []
         for dump, path in found:
@@ -194,9 +223,22 @@ class ExtractStage(Stage):
             units.append(unit)
         return units
 
+    def unread_inputs(self, config) -> list[str]:
+        if not config.input:
+            return []
+        try:
+            _, ignored = list_inputs(config.input, config.dump)
+        except InputError:
+            return []
+        root = Path(config.input)
+        return [printable(str(p.relative_to(root))) for p in ignored]
+
     def process(self, unit: Unit, s: ExtractSettings, sink: UnitSink) -> None:
         sink.set_schema(DOC_SCHEMA)
         path = unit.inputs[0].path
+        kind = input_kind(Path(path).name)[0]
+        if kind in (WET, JSONL, PARQUET):
+            return self._process_documents(kind, unit, s, sink)
         warc_file = printable(f"{unit.dump}/{Path(path).name}")
         records = Counter()
         rows: list[dict] = []
@@ -214,6 +256,9 @@ class ExtractStage(Stage):
                                     target_uri(ev.headers.get("warc-target-uri")), source)
                     continue
                 records[ev.type or "unknown"] += 1
+                if ev.type == "conversion":     # WET text inside a WARC-named file: a document as is
+                    rows += self._conversion_row(ev, unit, sink, warc_file)
+                    continue
                 if ev.type != "response":
                     continue
                 sink.count_in()
@@ -271,3 +316,57 @@ class ExtractStage(Stage):
         sink.add_docs(pa.Table.from_pylist(rows, schema=DOC_SCHEMA))
         sink.stats.update({"records": dict(sorted(records.items())),
                            "extract_seconds": round(extract_seconds, 3)})
+
+    @staticmethod
+    def _conversion_row(ev, unit: Unit, sink: UnitSink, warc_file: str) -> list[dict]:
+        sink.count_in()
+        doc = conversion_event(ev.headers, ev.block, ev.offset)
+        source = f"{warc_file}@{ev.offset}"
+        did = doc_id(doc.source_id or "", source)
+        if isinstance(doc, Skip):
+            sink.reject(doc.reason, doc.detail, did, unit.dump, target_uri(doc.url), source)
+            return []
+        return [{"id": did, "dump": unit.dump, "url": target_uri(doc.url), "date": doc.date, "text": doc.text,
+                 "n_chars": len(doc.text), "warc_file": warc_file, "warc_record_id": doc.source_id,
+                 "warc_offset": doc.offset, "charset": "utf-8"}]
+
+    def _process_documents(self, kind: str, unit: Unit, s: ExtractSettings, sink: UnitSink) -> None:
+        """WET conversion records and JSONL/Parquet documents: text as given, no HTML
+        extraction. Offsets are byte offsets (WET) or line/row numbers (JSONL/Parquet)."""
+        path = unit.inputs[0].path
+        source_file = printable(f"{unit.dump}/{Path(path).name}")
+        sep = "@" if kind == WET else "#"
+        if kind == WET:
+            fh = open(path, "rb")
+            events = read_wet(fh, path.endswith(".gz"))
+        else:
+            fh = None
+            fields = Fields(s.text_field, s.id_field, s.url_field, s.date_field)
+            events = (read_jsonl if kind == JSONL else read_parquet)(path, fields)
+        rows: list[dict] = []
+        counts = Counter()
+        try:
+            for ev in events:
+                if isinstance(ev, Damage):
+                    sink.report_damage(f"{source_file} at {'byte' if kind == WET else 'record'} {ev.offset}: "
+                                       f"{ev.message}")
+                    continue
+                counts[type(ev).__name__] += 1
+                sink.count_in()
+                source = f"{source_file}{sep}{ev.offset}"
+                did = doc_id(ev.source_id or "", source)
+                url = target_uri(ev.url)
+                if isinstance(ev, Skip):
+                    sink.reject(ev.reason, ev.detail, did, unit.dump, url, source)
+                    continue
+                rows.append({"id": did, "dump": unit.dump, "url": url, "date": ev.date, "text": ev.text,
+                             "n_chars": len(ev.text), "warc_file": source_file, "warc_record_id": ev.source_id,
+                             "warc_offset": ev.offset, "charset": "utf-8"})
+                if len(rows) >= BATCH_DOCS:
+                    sink.add_docs(pa.Table.from_pylist(rows, schema=DOC_SCHEMA))
+                    rows = []
+        finally:
+            if fh is not None:
+                fh.close()
+        sink.add_docs(pa.Table.from_pylist(rows, schema=DOC_SCHEMA))
+        sink.stats.update({"input_kind": kind, "records": {"documents": counts["Doc"], "rejected": counts["Skip"]}})

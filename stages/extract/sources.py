@@ -1,0 +1,250 @@
+"""Input files that are not WARC: Common Crawl WET text, and a user's own documents as
+JSONL or Parquet. Each reader yields events the extract stage records one by one:
+
+- `Doc`: a document (text, and the url, date and source id the file gives);
+- `Skip`: a document-shaped record that is rejected, with a reason;
+- `Damage`: a damaged region of the file (the unit is marked partial).
+
+Which reader a file gets is decided by its name (`input_kind`); a file no reader knows
+(WAT metadata, anything else) is reported by the stage, never silently skipped.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, BinaryIO, Iterator, Union
+
+WARC, WET, JSONL, PARQUET, WAT = "warc", "wet", "jsonl", "parquet", "wat"
+# most specific first: x.warc.wet.gz is WET, not WARC
+SUFFIXES = [
+    (".warc.wet.gz", WET), (".wet.gz", WET), (".warc.wet", WET), (".wet", WET),
+    (".warc.wat.gz", WAT), (".wat.gz", WAT), (".warc.wat", WAT), (".wat", WAT),
+    (".warc.gz", WARC), (".warc", WARC), (".arc.gz", WARC), (".arc", WARC),
+    (".jsonl.gz", JSONL), (".jsonl.zst", JSONL), (".jsonl", JSONL),
+    (".parquet", PARQUET),
+]
+READABLE = (WARC, WET, JSONL, PARQUET)
+CHUNK = 1 << 20
+
+
+def input_kind(name: str) -> tuple[str | None, str]:
+    """(kind, stem) of an input file name; kind None for a file no reader knows."""
+    low = name.lower()
+    for suffix, kind in SUFFIXES:
+        if low.endswith(suffix):
+            return kind, name[: -len(suffix)]
+    return None, name
+
+
+@dataclass
+class Doc:
+    text: str
+    offset: int                     # byte offset (WET) or line / row number (JSONL, Parquet)
+    url: str | None = None
+    date: datetime | None = None
+    source_id: str | None = None    # WARC-Record-ID, or the input's own id
+
+
+@dataclass
+class Skip:
+    reason: str
+    detail: str | None
+    offset: int
+    url: str | None = None
+    source_id: str | None = None
+
+
+@dataclass
+class Damage:
+    offset: int
+    message: str
+
+
+Event = Union[Doc, Skip, Damage]
+
+
+def parse_date(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, (int, float)):
+        try:
+            return datetime.fromtimestamp(value, timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+    try:
+        d = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (d if d.tzinfo else d.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
+
+# -- WET -----------------------------------------------------------------------------------
+
+def read_wet(fh: BinaryIO, gzipped: bool) -> Iterator[Event]:
+    """`conversion` records of a WET file become documents (Common Crawl's own text).
+    Conformant files (CRLF headers, byte Content-Length) go through the strict WARC
+    reader; LF-only files such as cc_net's test sample are read record by record at
+    their `WARC/1.x` header lines, since their Content-Length may count characters."""
+    from stages.extract.warc import WarcDamage, read_warc
+    head = fh.read(65536)
+    fh.seek(0)
+    if gzipped:
+        import zlib
+        try:
+            head = zlib.decompressobj(31).decompress(head, 65536)
+        except zlib.error:
+            pass
+    first_block = head.split(b"\n\n", 1)[0]
+    if head.startswith(b"WARC/") and b"\r\n" not in first_block:
+        yield from _read_wet_lf(gzip.GzipFile(fileobj=fh) if gzipped else fh)
+        return
+    for ev in read_warc(fh):
+        if isinstance(ev, WarcDamage):
+            yield Damage(ev.offset, ev.message + (f"; resumed at byte {ev.skipped_to}" if ev.skipped_to is not None
+                                                  else "; rest of file unreadable"))
+            if ev.headers and ev.headers.get("warc-type") == "conversion":
+                yield Skip("extract:truncated_record", ev.message, ev.offset,
+                           ev.headers.get("warc-target-uri"), ev.headers.get("warc-record-id"))
+            continue
+        if ev.type != "conversion":
+            continue
+        yield conversion_event(ev.headers, ev.block, ev.offset)
+
+
+def conversion_event(headers: dict[str, str], block: bytes, offset: int) -> Event:
+    url = headers.get("warc-target-uri")
+    rid = headers.get("warc-record-id")
+    text = block.decode("utf-8", errors="replace").strip()
+    if not text:
+        return Skip("extract:empty", None, offset, url, rid)
+    return Doc(text, offset, url, parse_date(headers.get("warc-date")), rid)
+
+
+_WARC_LINE = re.compile(rb"^WARC/1\.[01]\r?\n$")
+
+
+def _read_wet_lf(stream) -> Iterator[Event]:
+    """Line-based reading of a WET file with LF line ends."""
+    offset = 0
+    headers: dict[str, str] | None = None
+    record_at = 0
+    body: list[bytes] = []
+    in_headers = False
+    prev_blank = True
+
+    def finish():
+        if headers is not None and headers.get("warc-type") == "conversion":
+            return conversion_event(headers, b"".join(body), record_at)
+        return None
+
+    for line in stream:
+        if _WARC_LINE.match(line) and prev_blank and not in_headers:
+            ev = finish()
+            if ev is not None:
+                yield ev
+            headers, body, in_headers, record_at = {}, [], True, offset
+        elif in_headers:
+            if line.strip() == b"":
+                in_headers = False
+            else:
+                name, sep, value = line.decode("utf-8", "replace").partition(":")
+                if sep:
+                    headers[name.strip().lower()] = value.strip()
+        elif headers is not None:
+            body.append(line)
+        elif line.strip():
+            yield Damage(offset, "text before the first WARC record")
+            return
+        prev_blank = line.strip() == b""
+        offset += len(line)
+    ev = finish()
+    if ev is not None:
+        yield ev
+
+
+# -- JSONL and Parquet ---------------------------------------------------------------------
+
+@dataclass
+class Fields:
+    text: str = "text"
+    id: str = "id"
+    url: str = "url"
+    date: str = "date"
+
+
+def _lines(path: str, compression: str | None) -> Iterator[bytes]:
+    import pyarrow as pa
+    with pa.input_stream(path, compression=compression) as stream:
+        rest = b""
+        while True:
+            block = stream.read(CHUNK)
+            if not block:
+                break
+            parts = (rest + block).split(b"\n")
+            rest = parts.pop()
+            yield from parts
+        if rest:
+            yield rest
+
+
+def _record(rec: Any, where: int, f: Fields) -> Event:
+    if not isinstance(rec, dict):
+        return Skip("extract:bad_record", f"not a JSON object: {type(rec).__name__}", where)
+    url = rec.get(f.url)
+    url = url if isinstance(url, str) else None
+    sid = rec.get(f.id)
+    sid = None if sid is None else str(sid)
+    text = rec.get(f.text)
+    if text is None:
+        return Skip("extract:no_text", f"no '{f.text}' field", where, url, sid)
+    if not isinstance(text, str):
+        return Skip("extract:no_text", f"'{f.text}' is a {type(text).__name__}, not a string", where, url, sid)
+    text = text.strip()
+    if not text:
+        return Skip("extract:empty", None, where, url, sid)
+    return Doc(text, where, url, parse_date(rec.get(f.date)), sid)
+
+
+def read_jsonl(path: str, f: Fields) -> Iterator[Event]:
+    """One document per line; `offset` is the line number (1-based). A line that is not
+    JSON is rejected (extract:bad_json) and the file reads on."""
+    low = path.lower()
+    compression = "gzip" if low.endswith(".gz") else "zstd" if low.endswith(".zst") else None
+    n = 0
+    try:
+        for n, line in enumerate(_lines(path, compression), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError as exc:
+                yield Skip("extract:bad_json", f"line {n}: {str(exc)[:200]}", n)
+                continue
+            yield _record(rec, n, f)
+    except OSError as exc:          # a truncated or corrupt compressed stream
+        yield Damage(n, f"{compression or 'file'} stream unreadable after line {n}: {exc}")
+
+
+def read_parquet(path: str, f: Fields) -> Iterator[Event]:
+    """One document per row; `offset` is the row number (0-based)."""
+    import pyarrow.parquet as pq
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:
+        yield Damage(0, f"not a readable Parquet file: {str(exc)[:200]}")
+        return
+    names = pf.schema_arrow.names
+    if f.text not in names:
+        yield Damage(0, f"no '{f.text}' column (columns: {', '.join(names)}); set extract.text_field")
+        return
+    cols = [c for c in dict.fromkeys((f.text, f.id, f.url, f.date)) if c in names]
+    row = 0
+    for batch in pf.iter_batches(columns=cols, batch_size=2000):
+        for rec in batch.to_pylist():
+            yield _record(rec, row, f)
+            row += 1
