@@ -9,7 +9,10 @@ from filters.c4 import C4Filter
 from filters.chinese import ChineseQualityFilter, ChineseRepetitionFilter
 from filters.fineweb import FineWebFilter
 from filters.gopher import GopherQualityFilter, GopherRepetitionFilter
+from filters.mojibake import MojibakeFilter
+from filters.spam import ChineseSpamFilter
+from filters.url import UrlFilter
 
 FILTERS = {cls.name: cls for cls in (
-    GopherQualityFilter, GopherRepetitionFilter, C4Filter, FineWebFilter,
-    ChineseQualityFilter, ChineseRepetitionFilter)}
+    UrlFilter, GopherQualityFilter, GopherRepetitionFilter, C4Filter, FineWebFilter,
+    ChineseQualityFilter, ChineseRepetitionFilter, ChineseSpamFilter, MojibakeFilter)}

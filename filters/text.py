@@ -15,8 +15,9 @@ _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 class TextView:
-    def __init__(self, text: str):
+    def __init__(self, text: str, url: str | None = None):
         self.text = text
+        self.url = url              # for URL rules; None where the document has none
 
     @cached_property
     def lines(self) -> list[str]:

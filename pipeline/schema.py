@@ -18,6 +18,7 @@ DOC_FIELDS = [
     pa.field("warc_record_id", pa.string()),
     pa.field("warc_offset", pa.int64()),
     pa.field("charset", pa.string()),
+    pa.field("replaced_chars", pa.int32()),           # U+FFFD in the text (bytes the charset could not decode)
 ]
 DOC_SCHEMA = pa.schema(DOC_FIELDS)
 

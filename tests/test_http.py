@@ -1,6 +1,8 @@
 """HTTP payloads: status, chunked and gzip bodies, HTML sniffing, charsets."""
 import gzip
 
+import pytest
+
 from stages.extract.http import decode_html, is_html, parse_response
 
 
@@ -33,3 +35,44 @@ def test_charset_from_header_meta_or_fallback():
     assert text == "naïve"
     text, _ = decode_html(b"\xff\xfe\xfa broken \x80\x81", "text/html; charset=utf-8")
     assert "broken" in text
+
+
+# -- issue 14: damaged CJK pages keep their charset ----------------------------------------
+
+def _cc_response(url):
+    from conftest import DATA
+    from stages.extract.warc import WarcRecord, read_warc
+    with open(DATA / "real-warc" / "CC-MAIN-2020-34-excerpt.warc.gz", "rb") as fh:
+        for ev in read_warc(fh):
+            if isinstance(ev, WarcRecord) and ev.type == "response" and ev.headers["warc-target-uri"] == url:
+                return parse_response(ev.block, 5_000_000)
+    raise KeyError(url)
+
+
+def _damage(body: bytes, n: int, start: int = 2000) -> bytes:
+    """Put 0xFF (never valid in GBK) on n lead bytes of double-byte characters."""
+    b = bytearray(body)
+    leads = [i for i in range(start, len(b) - 1) if b[i] >= 0x81 and b[i + 1] >= 0x40]
+    step = max(1, len(leads) // (n + 1))
+    for i in leads[step::step][:n]:
+        b[i] = 0xFF
+    return bytes(b)
+
+
+def test_declared_gb2312_page_with_bad_bytes_stays_chinese():
+    from stages.extract.http import decode_body
+    resp = _cc_response("http://0760.jxtdw.com/area/sanxiang/")       # charset=gb2312, 106 KB
+    clean, _, _ = decode_body(resp.body, resp.headers["content-type"])
+    text, charset, replaced = decode_body(_damage(resp.body, 12), resp.headers["content-type"])
+    assert charset == "gb18030" and 12 <= replaced <= 24
+    assert len(text) == pytest.approx(len(clean), abs=24)
+
+
+def test_undeclared_gbk_page_with_bad_bytes_is_found_as_gb18030():
+    import re
+    from stages.extract.http import decode_body
+    resp = _cc_response("http://041696.com/15477/list_6_4.html")     # <meta charset=gbk>
+    body = _damage(re.sub(rb"charset=[\"']?gbk", b"", resp.body, flags=re.I), 2)
+    text, charset, replaced = decode_body(body, "text/html")
+    assert charset == "gb18030" and 0 < replaced <= 4
+    assert sum("\u4e00" <= c <= "\u9fff" for c in text) > 500

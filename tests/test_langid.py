@@ -91,3 +91,58 @@ def test_langid_stage_on_the_crawl(crawl_extract):
     reasons = {r["reason"] for r in rejects}
     assert "lang:de" in reasons and all(r.startswith("lang:") for r in reasons)
     assert len(docs) + len(rejects) == sum(r.docs for r in up.values())
+
+
+# -- issue 14: Chinese read as Japanese (and Wu / Cantonese) --------------------------------
+
+def _kept(langs, scores, lang, threshold=0.5):
+    return [l == lang and s >= threshold for l, s in zip(langs, scores)]
+
+
+def _raw(model, texts):
+    labels, probs = model.predict([fold(t, 0) for t in texts], k=1)
+    return [lab[0].replace("__label__", "") for lab in labels], [float(p[0]) for p in probs]
+
+
+def test_script_evidence_keeps_chinese_sentences_and_pairs(model):
+    from collections import Counter, defaultdict
+    from stages.langid import identify
+    with gzip.open(DATA / "langid" / "lingua-testdata-a.jsonl.gz", "rt", encoding="utf-8") as fh:
+        recs = [json.loads(line) for line in fh]
+    texts = [r["text"] for r in recs]
+    fixed, raw = identify(model, texts), _raw(model, texts)
+    table = {}
+    for name, (langs, scores) in (("raw fastText", raw), ("with script", fixed)):
+        c = defaultdict(Counter)
+        for r, lang, score in zip(recs, langs, scores):
+            for target, t in (("zh", 0.5), ("ja", 0.5), ("en", 0.65)):
+                kept = lang == target and score >= t
+                c[(target, r["kind"])]["tp"] += kept and r["lang"] == target
+                c[(target, r["kind"])]["fp"] += kept and r["lang"] != target
+                c[(target, r["kind"])]["n"] += r["lang"] == target
+        table[name] = c
+        print(f"\n{name}: lang / length class: recall, precision (kept as the language)")
+        for (target, kind), v in sorted(c.items()):
+            print(f"  {target} {kind:11s} recall {v['tp'] / max(1, v['n']):.4f}  "
+                  f"precision {v['tp'] / max(1, v['tp'] + v['fp']):.4f}")
+    c, r0 = table["with script"], table["raw fastText"]
+    assert c[("zh", "sentence")]["tp"] / c[("zh", "sentence")]["n"] >= 0.99
+    for kind in ("sentence", "word-pair", "single-word"):        # no loss of precision
+        prec = lambda t: t[("zh", kind)]["tp"] / max(1, t[("zh", kind)]["tp"] + t[("zh", kind)]["fp"])
+        assert prec(c) >= prec(r0)
+        ja_as_zh = sum(1 for rec, l, s in zip(recs, *fixed) if rec["lang"] == "ja" and rec["kind"] == kind
+                       and l == "zh" and s >= 0.5)
+        assert ja_as_zh == 0
+    pairs = [json.loads(line) for line in (DATA / "zh-hant-hans" / "ud-gsd-dev.jsonl").open(encoding="utf-8")]
+    for side in ("hant", "hans"):
+        langs, scores = identify(model, [p[side] for p in pairs])
+        recall = sum(_kept(langs, scores, "zh")) / len(pairs)
+        raw_recall = sum(_kept(*_raw(model, [p[side] for p in pairs]), "zh")) / len(pairs)
+        print(f"{side}: kept as zh {recall:.3f} (raw fastText {raw_recall:.3f})")
+        assert recall >= 0.99
+
+
+def test_the_misread_sentence_of_the_issue_is_chinese(model):
+    from stages.langid import identify
+    langs, scores = identify(model, ["五、同业间良性的普遍推广与各团体的互助。", "これは日本語の文です。"])
+    assert langs == ["zh", "ja"] and scores[0] >= 0.5

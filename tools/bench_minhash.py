@@ -43,7 +43,7 @@ def main(argv=None) -> None:
         texts = [t for f in sorted((Path(tmp) / "extract").glob("*/*.parquet"))
                  for t in pq.read_table(f, columns=["text"]).column("text").to_pylist()]
     ray.shutdown()
-    modes = [mode_for(None, t) for t in texts]
+    modes = [mode_for(t) for t in texts]
     t0 = time.perf_counter()
     norm = [normalise(t, m) for t, m in zip(texts, modes)]
     t_norm = time.perf_counter() - t0

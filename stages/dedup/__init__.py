@@ -95,7 +95,7 @@ class DedupSettings:
 
 class DedupStage(Stage):
     name = "dedup"
-    code_version = "2"
+    code_version = "3"      # 3: ranks in buckets (curve), shingling by script
     settings_cls = DedupSettings
     requires = ("extract",)
     needs_all_inputs = True

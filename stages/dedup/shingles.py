@@ -1,7 +1,10 @@
 """Text -> shingle hashes for MinHash. English: word n-grams after lower-casing and
 removing punctuation. Chinese: character n-grams after NFKC, traditional -> simplified
-and removing punctuation and spaces. Other languages: word n-grams as English when the
-text has spaces between words, else character n-grams as Chinese.
+(OpenCC tw2s plus variants, `filters.script.to_simplified_all`) and removing punctuation
+and spaces. The choice is made from the text's script, never from the predicted
+language: a text whose letters are mostly of scripts written without spaces (Han, kana,
+Thai, Lao, Khmer, Myanmar, Tibetan) gets character n-grams, any other word n-grams; so a
+Traditional/Simplified pair that langid labels differently is still shingled alike.
 
 The shingle hash H is the project's own: FNV-1a (32 bit) over each token's UTF-8 bytes
 gives a token hash; FNV-1a over the n token hashes gives the shingle hash. The kernels in
@@ -28,18 +31,27 @@ def normalise_words(text: str) -> str:
     return _NON_WORD.sub(" ", text.lower()).strip()
 
 
+# Folded for matching only (never in text a user reads): characters that simplified text
+# writes both ways, so two copies of one text may differ in them (显著/显着, 帐户/账户, 於/于).
+MATCH_FOLD = str.maketrans({"著": "着", "帐": "账", "於": "于"})
+
+
 def normalise_chars(text: str) -> str:
-    from filters.script import to_simplified
-    return _NON_WORD.sub("", to_simplified(unicodedata.normalize("NFKC", text)))
+    from filters.script import to_simplified_all
+    return _NON_WORD.sub("", to_simplified_all(unicodedata.normalize("NFKC", text)).translate(MATCH_FOLD))
 
 
-def mode_for(lang: str | None, text: str) -> int:
-    if lang == "zh" or lang in ("ja", "th", "lo", "km", "my", "bo"):
-        return CHAR
-    if lang is not None:
-        return WORD
-    sample = text[:2000]
-    return WORD if sample.count(" ") * 15 > len(sample) else CHAR
+_UNSPACED = re.compile(r"[぀-ヿㇰ-ㇿ㐀-䶿一-鿿豈-﫿ｦ-ﾝ"
+                       r"฀-๿຀-໿ក-៿က-႟ༀ-࿿]")
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def mode_for(text: str, sample: int = 2000) -> int:
+    """CHAR when most letters of the text (a sample of its start) are of a script written
+    without spaces between words, else WORD."""
+    head = text[:sample]
+    unspaced = len(_UNSPACED.findall(head))
+    return CHAR if unspaced and 2 * unspaced >= len(_LETTER.findall(head)) else WORD
 
 
 def normalise(text: str, mode: int) -> str:

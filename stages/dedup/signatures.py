@@ -23,7 +23,7 @@ from manifests.atomic import write_table_atomic
 WORK = "dedup/_work"
 EXACT_BAND = 65535                     # the band number of exact-text keys
 BAND_ROW_GROUP = 65_536                # rows per row group of a band file: the read granularity
-SIGNATURES_VERSION = "3"
+SIGNATURES_VERSION = "4"             # 4: shingling by script; tw2s + variants for Chinese
 
 
 def _hash64(text: str) -> int:
@@ -74,7 +74,7 @@ def compute_signatures(output: str, unit, s) -> dict:
     t0 = time.perf_counter()
     score_col = score_column(s.survivor)
     names = pq.read_schema(out / unit.inputs[0].path).names
-    cols = ["id", "dump", "text", "n_chars"] + (["lang"] if "lang" in names else [])
+    cols = ["id", "dump", "text", "n_chars"]
     if score_col:
         if score_col not in names:
             raise ValueError(f"survivor: column {score_col!r} is not in {unit.inputs[0].path} "
@@ -82,8 +82,7 @@ def compute_signatures(output: str, unit, s) -> dict:
         cols.append(score_col)
     table = pq.read_table(out / unit.inputs[0].path, columns=cols)
     texts = table.column("text").to_pylist()
-    langs = table.column("lang").to_pylist() if "lang" in cols else [None] * len(texts)
-    modes = [mode_for(lang, t) for lang, t in zip(langs, texts)]
+    modes = [mode_for(t) for t in texts]          # by script, never by the predicted language
     norm = [normalise(t, m) for t, m in zip(texts, modes)]
     sig = signatures_from_normalised(norm, modes, s.ngram, s.num_perm, s.seed)
     keys = doc_keys(unit.key, table.num_rows)

@@ -22,7 +22,7 @@ from pipeline.config import NONEMPTY, at_least, positive, setting
 from pipeline.schema import DOC_SCHEMA
 from pipeline.stage import InputRef, PlanContext, Stage, Unit, UnitSink, fingerprint
 from manifests.manifest import printable
-from stages.extract.http import BodyTooLarge, HttpError, decode_html, is_html, parse_response
+from stages.extract.http import BodyTooLarge, HttpError, decode_body, is_html, parse_response
 from stages.extract.sources import (JSONL, PARQUET, READABLE, WET, Damage, Fields, Skip, conversion_event, input_kind,
                                     read_jsonl, read_parquet, read_wet)
 from stages.extract.warc import WarcDamage, read_warc
@@ -200,7 +200,8 @@ def input_ref(path: Path, name: str) -> InputRef:
 
 class ExtractStage(Stage):
     name = "extract"
-    code_version = "2"      # 2: ids include the record's place; URLs lose WARC/1.0 angle brackets
+    code_version = "3"      # 2: ids include the record's place, URLs lose WARC/1.0 brackets; 3: GB18030
+                            # with replacement, replaced_chars
     settings_cls = ExtractSettings
     summary = "WARC response records -> main text (trafilatura)"
 
@@ -287,7 +288,7 @@ class ExtractStage(Stage):
                 if len(resp.body) > s.max_html_bytes:
                     reject("extract:too_large", f"{len(resp.body)} bytes > {s.max_html_bytes}")
                     continue
-                html, charset = decode_html(resp.body, resp.headers.get("content-type", ""))
+                html, charset, _ = decode_body(resp.body, resp.headers.get("content-type", ""))
                 t0 = time.perf_counter()
                 try:
                     with time_cap(s.timeout_s):
@@ -309,6 +310,7 @@ class ExtractStage(Stage):
                     "date": parse_warc_date(ev.headers.get("warc-date")),
                     "text": text, "n_chars": len(text), "warc_file": warc_file,
                     "warc_record_id": rid, "warc_offset": ev.offset, "charset": charset,
+                    "replaced_chars": text.count("\ufffd"),
                 })
                 if len(rows) >= BATCH_DOCS:
                     sink.add_docs(pa.Table.from_pylist(rows, schema=DOC_SCHEMA))
@@ -328,7 +330,7 @@ class ExtractStage(Stage):
             return []
         return [{"id": did, "dump": unit.dump, "url": target_uri(doc.url), "date": doc.date, "text": doc.text,
                  "n_chars": len(doc.text), "warc_file": warc_file, "warc_record_id": doc.source_id,
-                 "warc_offset": doc.offset, "charset": "utf-8"}]
+                 "warc_offset": doc.offset, "charset": "utf-8", "replaced_chars": doc.text.count("\ufffd")}]
 
     def _process_documents(self, kind: str, unit: Unit, s: ExtractSettings, sink: UnitSink) -> None:
         """WET conversion records and JSONL/Parquet documents: text as given, no HTML
@@ -361,7 +363,8 @@ class ExtractStage(Stage):
                     continue
                 rows.append({"id": did, "dump": unit.dump, "url": url, "date": ev.date, "text": ev.text,
                              "n_chars": len(ev.text), "warc_file": source_file, "warc_record_id": ev.source_id,
-                             "warc_offset": ev.offset, "charset": "utf-8"})
+                             "warc_offset": ev.offset, "charset": "utf-8",
+                             "replaced_chars": ev.text.count("\ufffd")})
                 if len(rows) >= BATCH_DOCS:
                     sink.add_docs(pa.Table.from_pylist(rows, schema=DOC_SCHEMA))
                     rows = []

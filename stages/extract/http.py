@@ -122,13 +122,48 @@ def _codec(name: str | None) -> str | None:
         return None
 
 
+# A damaged page keeps its charset when at most this share of its characters had to be
+# replaced (U+FFFD): a few bad bytes in a GB2312 page must not turn it into UTF-8 garbage.
+MAX_REPLACED_SHARE = 0.005
+# Double-byte encodings tried, in this order, on undeclared pages whose bytes look like one.
+DOUBLE_BYTE = ("gb18030", "big5", "shift_jis", "euc_kr")
+_CJK = re.compile(r"[぀-ヿ㐀-䶿一-鿿가-힯]")
+
+
 def decode_html(body: bytes, content_type: str) -> tuple[str, str]:
-    """Text and the charset used. Bytes that are valid UTF-8 are UTF-8 whatever the label
-    says (mislabelled UTF-8 is common; other encodings' non-ASCII text is almost never
-    valid UTF-8); else the declared charset (header, then <meta>) if it decodes cleanly;
-    else a statistical guess; else UTF-8 with U+FFFD. Never raises."""
+    """Text and the charset used (see decode_body)."""
+    text, charset, _ = decode_body(body, content_type)
+    return text, charset
+
+
+def _lenient(body: bytes, name: str) -> tuple[str, int] | None:
+    """Decode with replacement; None unless only a small share of characters is replaced."""
     try:
-        return body.decode("utf-8"), "utf-8"
+        text = body.decode(name, errors="replace")
+    except LookupError:
+        return None
+    bad = text.count("\ufffd")
+    return (text, bad) if bad <= MAX_REPLACED_SHARE * max(1, len(text)) else None
+
+
+def _looks_double_byte(body: bytes) -> bool:
+    """Many bytes >= 0x80, mostly in pairs: GBK/Big5/Shift_JIS/EUC-KR rather than a
+    single-byte code page."""
+    high = sum(1 for b in body[:65536] if b >= 0x80)
+    return high >= 20 and high >= 0.05 * min(len(body), 65536)
+
+
+def decode_body(body: bytes, content_type: str) -> tuple[str, str, int]:
+    """Text, the charset used, and how many characters had to be replaced (U+FFFD).
+
+    Bytes that are valid UTF-8 are UTF-8 whatever the label says (mislabelled UTF-8 is
+    common; other encodings' non-ASCII text is almost never valid UTF-8). Else the declared
+    charset (header, then <meta>): cleanly, or with replacement when only a small share of
+    characters is bad (a GB-family label always decodes as GB18030, its superset). Else, on
+    bytes that look double-byte, the CJK encoding that decodes with the fewest replacements
+    and yields CJK text; else a statistical guess; else UTF-8 with U+FFFD. Never raises."""
+    try:
+        return body.decode("utf-8"), "utf-8", 0
     except UnicodeDecodeError:
         pass
     m = _HEADER_CHARSET.search(content_type or "")
@@ -136,20 +171,35 @@ def decode_html(body: bytes, content_type: str) -> tuple[str, str]:
     mm = _META_CHARSET.search(body[:4096])
     if mm:
         candidates.append(_codec(mm.group(1).decode("ascii", "ignore")))
-    for name in dict.fromkeys(c for c in candidates if c):
-        # Pages labelled latin-1/ascii are nearly always windows-1252 (WHATWG rule);
-        # GB2312 labels routinely carry GBK/GB18030 characters.
-        name = {"latin-1": "cp1252", "iso8859-1": "cp1252", "ascii": "cp1252",
-                "gb2312": "gb18030", "gbk": "gb18030"}.get(name, name)
+    # Pages labelled latin-1/ascii are nearly always windows-1252 (WHATWG rule);
+    # GB2312/GBK labels routinely carry GBK/GB18030 characters.
+    declared = [{"latin-1": "cp1252", "iso8859-1": "cp1252", "ascii": "cp1252", "gb2312": "gb18030",
+                 "gbk": "gb18030", "hz": "gb18030"}.get(c, c) for c in candidates if c]
+    for name in dict.fromkeys(declared):
         try:
-            return body.decode(name), name
+            return body.decode(name), name, 0
         except (UnicodeDecodeError, LookupError):
             continue
+    for name in dict.fromkeys(declared):
+        got = _lenient(body, name)
+        if got is not None:
+            return got[0], name, got[1]
+    if _looks_double_byte(body):
+        best = None
+        for name in DOUBLE_BYTE:
+            got = _lenient(body, name)
+            if got is not None and len(_CJK.findall(got[0][:20000])) >= 20:
+                if best is None or got[1] < best[2]:
+                    best = (got[0], name, got[1])
+        if best is not None:
+            return best
     try:
         from charset_normalizer import from_bytes
-        best = from_bytes(body[:65536]).best()
-        if best is not None and best.encoding:
-            return body.decode(best.encoding, errors="replace"), best.encoding
+        guess = from_bytes(body[:65536]).best()
+        if guess is not None and guess.encoding:
+            text = body.decode(guess.encoding, errors="replace")
+            return text, guess.encoding, text.count("\ufffd")
     except Exception:                       # a guesser failure must not stop extraction
         pass
-    return body.decode("utf-8", errors="replace"), "utf-8-replace"
+    text = body.decode("utf-8", errors="replace")
+    return text, "utf-8-replace", text.count("\ufffd")

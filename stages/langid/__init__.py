@@ -12,7 +12,7 @@ from pipeline.config import Domain, at_least, between, setting
 from pipeline.schema import extend_schema, with_columns
 from pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
 from stages.langid.model import LID_FTZ, LID_FTZ_SHA256, cache_dir, load_fasttext, resolve_lid_model, sha256_of
-from filters.script import han_script
+from filters.script import HAN_LABELS, cjk_language, han_script
 
 LANG_FIELDS = [pa.field("lang", pa.string()), pa.field("lang_score", pa.float32()),
                pa.field("script", pa.string())]
@@ -57,9 +57,30 @@ def fold(text: str, max_chars: int) -> str:
     return text.replace("\n", " ").replace("\r", " ")
 
 
+def identify(model, texts: list[str], max_chars: int = 0) -> tuple[list[str], list[float]]:
+    """Language and score per text: fastText's top label, with the Han-script labels (zh,
+    ja, wuu, yue) corrected by script evidence (`filters.script.cjk_language`). When the
+    script moves a text to another of those labels, its score is their probabilities
+    together: fastText's confidence that the text is Han-script, which the script then
+    decides (kana or not)."""
+    labels, probs = model.predict([fold(t, max_chars) for t in texts], k=5)
+    langs, scores = [], []
+    for text, labs, ps in zip(texts, labels, probs):
+        if not len(labs):
+            langs.append("und")
+            scores.append(0.0)
+            continue
+        p = {lab.replace("__label__", ""): float(x) for lab, x in zip(labs, ps)}
+        top = labs[0].replace("__label__", "")
+        lang = cjk_language(top, text)
+        langs.append(lang)
+        scores.append(min(1.0, sum(p.get(x, 0.0) for x in HAN_LABELS)) if lang != top else p[top])
+    return langs, scores
+
+
 class LangidStage(Stage):
     name = "langid"
-    code_version = "1"
+    code_version = "2"      # 2: zh/ja corrected by script
     settings_cls = LangidSettings
     requires = ("extract",)
     summary = "fastText lid.176 language ID; other languages rejected"
@@ -86,9 +107,7 @@ class LangidStage(Stage):
             table = pa.Table.from_batches([batch])
             sink.count_in(table.num_rows)
             texts = table.column("text").to_pylist()
-            labels, probs = model.predict([fold(t, s.max_chars) for t in texts], k=1)
-            langs = [lab[0].replace("__label__", "") if lab else "und" for lab in labels]
-            scores = [float(p[0]) if len(p) else 0.0 for p in probs]
+            langs, scores = identify(model, texts, s.max_chars)
             kept_mask, scripts = [], []
             ids, dumps, urls = (table.column(c).to_pylist() for c in ("id", "dump", "url"))
             for i, (lang, score) in enumerate(zip(langs, scores)):

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from filters import FILTERS
+from filters.mojibake import repair_mojibake
 from filters.pii import mask_pii
 from filters.text import TextView
 from pipeline.config import NONEMPTY, between, setting
@@ -25,8 +26,8 @@ from pipeline.schema import extend_schema, with_columns
 from pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
 
 BATCH = 1000
-DEFAULT_FILTERS = {"en": ["gopher_quality", "gopher_repetition", "c4", "fineweb"],
-                   "zh": ["zh_quality", "zh_repetition"]}
+DEFAULT_FILTERS = {"en": ["url", "gopher_quality", "gopher_repetition", "c4", "fineweb", "mojibake"],
+                   "zh": ["url", "zh_quality", "zh_repetition", "zh_spam", "mojibake"]}
 
 
 @dataclass
@@ -39,6 +40,9 @@ class QualitySettings:
     params: dict[str, dict[str, Any]] = setting(
         {}, "threshold overrides per filter, e.g. {gopher_quality: {min_words: 30}}")
     mask_pii: bool = setting(True, "mask e-mails, IP addresses and phone numbers in kept text")
+    repair_mojibake: bool = setting(True, "repair mojibake where it is safe before the rules run (ftfy for "
+                                          "Latin text; UTF-8-read-as-GBK runs re-decoded); what cannot be "
+                                          "repaired is left to the mojibake filter")
     model_path: str | None = setting(
         None, "fastText quality classifier (curate train-quality); null = no model score")
     model_label: str = setting("hq", "the classifier's label for good text", NONEMPTY)
@@ -102,12 +106,14 @@ def _score_shard(output: str, path: str, s: "QualitySettings") -> np.ndarray:
     return np.array(QualityStage._score(model, s.model_label, texts), dtype=np.float32)
 
 
-EXTRA_FIELDS = [pa.field("pii_masked", pa.int32()), pa.field("quality_score", pa.float32())]
+EXTRA_FIELDS = [pa.field("pii_masked", pa.int32()), pa.field("quality_score", pa.float32()),
+                pa.field("mojibake_repaired", pa.bool_())]
 
 
 class QualityStage(Stage):
     name = "quality"
-    code_version = "2"      # 2: distinct stop words, hash/ellipsis apart, C4 abbreviations
+    code_version = "3"      # 2: distinct stop words, hash/ellipsis apart, C4 abbreviations; 3: url,
+                            # zh_spam and mojibake filters, mojibake repair
     settings_cls = QualitySettings
     requires = ("extract",)
     summary = "Gopher/C4/FineWeb (en) and FineWeb-2 cmn (zh) rules, PII masking, model score"
@@ -166,9 +172,12 @@ class QualityStage(Stage):
             texts = table.column("text").to_pylist()
             langs = table.column("lang").to_pylist() if has_lang else [None] * len(texts)
             ids, dumps, urls = (table.column(c).to_pylist() for c in ("id", "dump", "url"))
-            keep_idx, kept_signals, new_texts, pii_counts = [], [], [], []
+            keep_idx, kept_signals, new_texts, pii_counts, repaired = [], [], [], [], []
             for i, (text, lang) in enumerate(zip(texts, langs)):
-                view = TextView(text)
+                fixed = False
+                if s.repair_mojibake:
+                    text, fixed = repair_mojibake(text)
+                view = TextView(text, urls[i])
                 signals: dict[str, float] = {}
                 verdict = None
                 for flt in per_lang.get(lang, default):
@@ -188,6 +197,7 @@ class QualityStage(Stage):
                     n = 0
                 new_texts.append(text)
                 pii_counts.append(n)
+                repaired.append(fixed)
             scores = [None] * len(keep_idx)
             if model is not None and keep_idx:
                 scores = self._score(model, s.model_label, new_texts)
@@ -204,13 +214,14 @@ class QualityStage(Stage):
                     kept_signals = [kept_signals[j] for j in passing]
                     new_texts = [new_texts[j] for j in passing]
                     pii_counts = [pii_counts[j] for j in passing]
+                    repaired = [repaired[j] for j in passing]
                     scores = [scores[j] for j in passing]
             kept = table.take(pa.array(keep_idx, pa.int64()))
             kept = kept.set_column(kept.schema.get_field_index("text"), "text", pa.array(new_texts, pa.string()))
             kept = kept.set_column(kept.schema.get_field_index("n_chars"), "n_chars",
                                    pa.array([len(t) for t in new_texts], pa.int64()))
             kept = with_columns(kept, added, [[sg.get(f.name) for sg in kept_signals] for f in sig_fields]
-                                + [pii_counts, scores])
+                                + [pii_counts, scores, repaired])
             sink.add_docs(kept)
 
     @staticmethod
