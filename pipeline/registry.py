@@ -1,4 +1,5 @@
 """The stages this build has, in their canonical order."""
+from stages.decontaminate import DecontaminateStage
 from stages.dedup import DedupStage
 from stages.extract import ExtractStage
 from stages.langid import LangidStage
@@ -7,9 +8,9 @@ from stages.remix import RemixStage
 from stages.tokenize import TokenizeStage
 
 STAGES = {stage.name: stage for stage in (ExtractStage(), LangidStage(), DedupStage(), QualityStage(),
-                                                    RemixStage(), TokenizeStage())}
+                                          DecontaminateStage(), RemixStage(), TokenizeStage())}
 
-# DeepSeek LLM order: extract -> langid -> dedup -> quality -> remix -> tokenize.
-# Stages not built yet are absent here and from the default order.
-DEFAULT_ORDER = [name for name in ("extract", "langid", "dedup", "quality", "remix", "tokenize")
+# DeepSeek LLM order: extract -> langid -> dedup -> quality -> remix -> tokenize, with
+# decontamination after quality (it passes everything on until benchmarks are configured).
+DEFAULT_ORDER = [name for name in ("extract", "langid", "dedup", "quality", "decontaminate", "remix", "tokenize")
                  if name in STAGES]

@@ -1,6 +1,7 @@
 """Human-readable summaries: end of a run, and `curate status`."""
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def run_summary(output: Path, result: RunResult) -> str:
         docs = sum(r.docs for r in st.rows if r.status in FINISHED)
         rej = sum(r.rejected for r in st.rows if r.status in FINISHED)
         repeats = sum(r.stats_dict.get("repeats", 0) for r in st.rows if r.status in FINISHED)
-        lines.append(f"{st.stage:9s} units {st.planned} (ran {st.ran}, already done {st.skipped}"
+        lines.append(f"{st.stage:13s} units {st.planned} (ran {st.ran}, already done {st.skipped}"
                      + (f", waiting {st.blocked}" if st.blocked else "") + f")  docs in {docs_in:,}"
                      f" -> out {docs:,} + rejected {rej:,}"
                      + (f" (out includes {repeats:,} repeated copies)" if repeats else "")
@@ -76,17 +77,21 @@ def run_summary(output: Path, result: RunResult) -> str:
     if any(st.stage == "tokenize" and st.rows for st in result.stages):
         from manifests.views import connect
         con = connect(output)
+        cfg = output / "run-config.json"
+        budget = (json.loads(cfg.read_text()).get("tokenize", {}).get("budget_tokens", 2e12)
+                  if cfg.exists() else 2e12)
         lines.append("tokens vs budget (view token_budget):")
         for lang, tokens, frac, per_dump, need in con.execute(
                 "SELECT lang, tokens, fraction_of_budget, tokens_per_dump, dumps_needed FROM token_budget").fetchall():
             lines.append(f"          {lang:4s} {int(tokens or 0):>15,} tokens = {frac or 0:.2e} of the budget"
-                         + (f"; {per_dump:,.0f} per input dump -> {need:,.0f} dumps needed" if lang == "all" and need else ""))
+                         + (f"; {per_dump:,.0f} per input dump -> {need:,.0f} input dumps of this size would be "
+                            f"needed to reach the {budget:.3g}-token budget" if lang == "all" and need else ""))
     lines.append(f"Query it: curate query \"SELECT * FROM shards\" --output {output}")
     return "\n".join(lines)
 
 
 def status_table(output: Path, plans: dict[str, list[Unit]]) -> str:
-    head = f"{'stage':9s} {'units':>6s} {'done':>6s} {'partial':>7s} {'failed':>6s} {'stale':>6s} {'missing':>7s} {'docs':>10s} {'bytes':>12s}"
+    head = f"{'stage':13s} {'units':>6s} {'done':>6s} {'partial':>7s} {'failed':>6s} {'stale':>6s} {'missing':>7s} {'docs':>10s} {'bytes':>12s}"
     lines = [head, "-" * len(head)]
     problems = []
     for name, units in plans.items():
@@ -108,7 +113,7 @@ def status_table(output: Path, plans: dict[str, list[Unit]]) -> str:
                 size += row.bytes
             if state in (PARTIAL, FAILED_STATE) and row is not None:
                 problems.append(f"  {name} {u.key} {state}: {row.error}")
-        lines.append(f"{name:9s} {len(units):6d} {states[DONE]:6d} {states[PARTIAL]:7d} "
+        lines.append(f"{name:13s} {len(units):6d} {states[DONE]:6d} {states[PARTIAL]:7d} "
                      f"{states[FAILED_STATE]:6d} {states[STALE]:6d} {states[MISSING]:7d} "
                      f"{docs:10,d} {size:12,d}")
     if problems:

