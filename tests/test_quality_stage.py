@@ -27,9 +27,10 @@ def test_quality_keeps_signals_and_rejects_with_reasons(crawl_extract):
 def test_changed_threshold_makes_quality_stale_and_nothing_before(ray_address, demo_corpus, tmp_path):
     out = tmp_path / "out"
     first = run_stages(ray_address, demo_corpus, out)
-    assert [s.stage for s in first.stages] == ["extract", "langid", "dedup", "quality", "remix", "tokenize"]
+    assert [s.stage for s in first.stages] == ["extract", "langid", "dedup", "quality", "decontaminate",
+                                               "remix", "tokenize"]
     again = run_stages(ray_address, demo_corpus, out)
-    assert [s.ran for s in again.stages] == [0, 0, 0, 0, 0, 0]
+    assert [s.ran for s in again.stages] == [0, 0, 0, 0, 0, 0, 0]
     cfg = tmp_path / "stricter.yaml"
     cfg.write_text(f"input: {demo_corpus}\noutput: {out}\nquality:\n  params:\n"
                    f"    gopher_quality:\n      min_words: 400\n")
