@@ -5,13 +5,13 @@ as defaults (Gopher, C4, FineWeb, FineWeb-2). `signals(doc)` measures; `verdict(
 returns None (keep) or a reason such as "gopher_quality:word_count". FILTERS maps the
 names used in config to the classes.
 """
-from filters.c4 import C4Filter
-from filters.chinese import ChineseQualityFilter, ChineseRepetitionFilter
-from filters.fineweb import FineWebFilter
-from filters.gopher import GopherQualityFilter, GopherRepetitionFilter
-from filters.mojibake import MojibakeFilter
-from filters.spam import ChineseSpamFilter
-from filters.url import UrlFilter
+from curate.filters.c4 import C4Filter
+from curate.filters.chinese import ChineseQualityFilter, ChineseRepetitionFilter
+from curate.filters.fineweb import FineWebFilter
+from curate.filters.gopher import GopherQualityFilter, GopherRepetitionFilter
+from curate.filters.mojibake import MojibakeFilter
+from curate.filters.spam import ChineseSpamFilter
+from curate.filters.url import UrlFilter
 
 FILTERS = {cls.name: cls for cls in (
     UrlFilter, GopherQualityFilter, GopherRepetitionFilter, C4Filter, FineWebFilter,

@@ -20,8 +20,8 @@ import re
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from filters.gopher import fail
-from filters.text import TextView
+from curate.filters.gopher import fail
+from curate.filters.text import TextView
 
 TERMINAL = (".", "!", "?", '"', "'", "”", "’")
 ELLIPSES = ("...", "…")

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from filters.gopher import fail, repetition_signal_names, repetition_signals, repetition_verdict
-from filters.text import TextView
+from curate.filters.gopher import fail, repetition_signal_names, repetition_signals, repetition_verdict
+from curate.filters.text import TextView
 
 # FineWeb-2 cmn_Hani stop words (simplified and traditional forms as published).
 CMN_STOP_WORDS = frozenset("的 年 在 月 是 和 日 了 於 · 為 有 被 人 中 为 他 與 後 也 而 由".split())

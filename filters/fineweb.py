@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from filters.gopher import fail
-from filters.text import TextView, duplicate_fraction
+from curate.filters.gopher import fail
+from curate.filters.text import TextView, duplicate_fraction
 
 LINE_END_PUNCT = {"fineweb": (".", "?", "!", '"', "'"),
                   "extended": (".", "?", "!", '"', "'", "…", "”", "’", ":", ";")}

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from filters.text import DUP_COUNTS, TextView, duplicate_fraction, has_letter, ngram_repetition
+from curate.filters.text import DUP_COUNTS, TextView, duplicate_fraction, has_letter, ngram_repetition
 
 GOPHER_STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 BULLETS = ("•", "‣", "○", "▪", "◦", "●", "-", "*", "·", "–", "—")

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import ClassVar
 
-from filters.text import TextView
+from curate.filters.text import TextView
 
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # Runs of non-ASCII characters between ASCII and real CJK punctuation: a mojibake run is
@@ -48,7 +48,7 @@ def common_han() -> frozenset:
 
 def rare_han(text: str) -> tuple[int, int]:
     """(rare Han characters, Han characters), measured after t2s."""
-    from filters.script import to_simplified
+    from curate.filters.script import to_simplified
     han = "".join(_HAN.findall(text))
     if not han:
         return 0, 0
@@ -64,7 +64,7 @@ def lost_byte_runs(text: str) -> int:
     """Runs of rare Han characters mixed with '?' or U+FFFD: UTF-8 read as GBK where the
     odd bytes were lost ("鏄?笉鏄??瑙勭殑"). Ordinary text, even with rare characters
     (names, reduplications such as 蹒蹒跚跚), does not put '?' inside them."""
-    from filters.script import to_simplified
+    from curate.filters.script import to_simplified
     if "?" not in text and "\ufffd" not in text:
         return 0
     common = common_han()

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from filters.text import TextView
+from curate.filters.text import TextView
 
 SPAM_TERMS = (
     # gambling, casino and Hong Kong "mark six" lottery lingo

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import unquote, urlsplit
 
-from filters.text import TextView
+from curate.filters.text import TextView
 
 BANNED_WORDS = frozenset("""porn porno pornhub xxx xvideos xnxx xhamster redtube youporn hentai nsfw
     milf camgirl camgirls escort escorts bdsm fetish nude nudes

@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from manifests.atomic import write_table_atomic
+from curate.manifests.atomic import write_table_atomic
 
 DONE, PARTIAL, FAILED = "done", "partial", "failed"
 # Units in these states count as finished: a rerun with the same fingerprint skips them.

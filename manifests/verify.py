@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from manifests.atomic import sha256_file
-from manifests.manifest import FINISHED, ManifestRow, read_all_rows, write_row
+from curate.manifests.atomic import sha256_file
+from curate.manifests.manifest import FINISHED, ManifestRow, read_all_rows, write_row
 
 DAMAGED = "damaged"         # the fingerprint a damaged unit's row gets: never equal to a plan's
 

@@ -12,8 +12,8 @@ import pyarrow as pa
 
 from dataclasses import asdict
 
-from manifests.manifest import FINISHED, MANIFEST_SCHEMA, read_all_rows
-from pipeline.schema import DOC_SCHEMA, REJECT_SCHEMA
+from curate.manifests.manifest import FINISHED, MANIFEST_SCHEMA, read_all_rows
+from curate.pipeline.schema import DOC_SCHEMA, REJECT_SCHEMA
 
 
 def sql_str(value) -> str:

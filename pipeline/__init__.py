@@ -1,2 +1,1 @@
-"""curate: the spine (config, schema, stage protocol, Ray runner, CLI)."""
-__version__ = "0.1.0"
+"""curate's spine: config, schema, stage protocol, Ray runner, storage of the record, CLI, report."""

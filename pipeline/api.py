@@ -17,7 +17,7 @@ from typing import Callable
 
 import pyarrow as pa
 
-from pipeline.config import Config, config_from_dict, load_config
+from curate.pipeline.config import Config, config_from_dict, load_config
 
 
 def config(path: str | Path | None = None, **sections) -> Config:
@@ -35,13 +35,13 @@ def run(cfg: Config | dict, stages: list[str] | None = None, until: str | None =
         address: str | None = None, log: Callable[[str], None] | None = None, report: bool = True):
     """Run the pipeline (or `stages`, or the order up to `until`); returns the RunResult.
     With `report`, OUT/report/index.html is written at the end, as `curate run` does."""
-    from pipeline.runner import Runner
+    from curate.pipeline.runner import Runner
     if isinstance(cfg, dict):
         cfg = config_from_dict(cfg)
     result = Runner(cfg, log=log or (lambda m: print(m, file=sys.stderr, flush=True)), address=address).run(
         only=stages, until=until, force=force)
     if report:
-        from pipeline.html_report import write_report
+        from curate.pipeline.html_report import write_report
         write_report(Path(cfg.output))
     return result
 
@@ -50,7 +50,7 @@ class Output:
     """What a run wrote, through the same DuckDB views as `curate query`."""
 
     def __init__(self, output: str | Path):
-        from manifests.views import connect
+        from curate.manifests.views import connect
         self.path = Path(output)
         if not (self.path / "manifests").exists():
             raise FileNotFoundError(f"{self.path} has no manifests: run curate there first")
@@ -73,7 +73,7 @@ class Output:
         return self.con.sql("SELECT * FROM shards").to_arrow_table()
 
     def report(self) -> Path:
-        from pipeline.html_report import write_report
+        from curate.pipeline.html_report import write_report
         return write_report(self.path)
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.config import ConfigError, config_from_dict, describe_defaults, load_config
+from curate.pipeline.config import ConfigError, config_from_dict, describe_defaults, load_config
 
 EXIT_OK, EXIT_FAILED_UNITS, EXIT_USAGE, EXIT_CONSERVATION = 0, 1, 2, 3
 
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("config", help="print every config key with its default")
 
     tq = sub.add_parser("train-quality", help="train a fastText quality classifier (DCLM style)")
-    from tools.train_quality import add_arguments
+    from curate.stages.quality.train import add_arguments
     add_arguments(tq)
 
     models = sub.add_parser("models", help="models the stages use")
@@ -80,8 +80,8 @@ def _resolve_config(args, need_input: bool):
 
 
 def cmd_run(args) -> int:
-    from pipeline.report import run_summary
-    from pipeline.runner import Runner
+    from curate.pipeline.report import run_summary
+    from curate.pipeline.runner import Runner
 
     cfg = _resolve_config(args, need_input=True)
     runner = Runner(cfg, address=args.address)
@@ -91,9 +91,9 @@ def cmd_run(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from pipeline.registry import STAGES
-    from pipeline.report import status_table, unread_lines
-    from pipeline.runner import plan_pipeline
+    from curate.pipeline.registry import STAGES
+    from curate.pipeline.report import status_table, unread_lines
+    from curate.pipeline.runner import plan_pipeline
 
     cfg = _resolve_config(args, need_input=False)
     print(status_table(Path(cfg.output), plan_pipeline(cfg)))
@@ -117,7 +117,7 @@ def _format_table(columns: list[str], rows: list[tuple]) -> str:
 
 
 def cmd_query(args) -> int:
-    from manifests.views import connect
+    from curate.manifests.views import connect
 
     out = Path(args.output or "curate-out")
     if not (out / "manifests").exists():
@@ -138,7 +138,7 @@ def cmd_query(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from manifests.verify import verify
+    from curate.manifests.verify import verify
 
     out = Path(args.output or "curate-out")
     if not (out / "manifests").exists():
@@ -154,9 +154,9 @@ def cmd_verify(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from pipeline.report import run_summary
-    from pipeline.runner import Runner
-    from tools.make_demo_corpus import make_demo_corpus
+    from curate.pipeline.report import run_summary
+    from curate.pipeline.runner import Runner
+    from curate.pipeline.demo_corpus import make_demo_corpus
 
     out = Path(args.output)
     corpus = out / "corpus"
@@ -170,10 +170,10 @@ def cmd_demo(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.runner import RunError
-    from pipeline.stage import ConservationError, DiskFullError, disk_full
-    from stages.extract import InputError
-    from stages.langid.model import ModelError
+    from curate.pipeline.runner import RunError
+    from curate.pipeline.stage import ConservationError, DiskFullError, disk_full
+    from curate.stages.extract import InputError
+    from curate.stages.langid.model import ModelError
 
     args = build_parser().parse_args(argv)
     try:
@@ -181,10 +181,10 @@ def main(argv: list[str] | None = None) -> int:
             print(describe_defaults(), end="")
             return EXIT_OK
         if args.command == "train-quality":
-            from tools.train_quality import run as train_run
+            from curate.stages.quality.train import run as train_run
             return train_run(args)
         if args.command == "models":
-            from stages.langid.model import LID_LICENCE, fetch_lid_model
+            from curate.stages.langid.model import LID_LICENCE, fetch_lid_model
             path = fetch_lid_model(official=args.official)
             print(f"{path}  ({LID_LICENCE})")
             return EXIT_OK

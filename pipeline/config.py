@@ -265,7 +265,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict | None = 
 
 
 def config_from_dict(raw: dict, overrides: dict | None = None) -> Config:
-    from pipeline.registry import DEFAULT_ORDER, STAGES
+    from curate.pipeline.registry import DEFAULT_ORDER, STAGES
 
     if not isinstance(raw, dict):
         raise ConfigError("config: the top level must be a mapping of keys (input:, output:, "
@@ -314,7 +314,7 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> Config:
 
 def describe_defaults() -> str:
     """The default config as commented YAML (for `curate config`)."""
-    from pipeline.registry import STAGES
+    from curate.pipeline.registry import STAGES
 
     cfg = load_config()
     lines = ["# curate configuration: every key with its default.",

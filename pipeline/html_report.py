@@ -85,13 +85,13 @@ def _table(columns: list[str], rows: list[tuple], fmt=None) -> str:
 
 
 def _write(out: Path, name: str, table: pa.Table) -> None:
-    from manifests.atomic import write_table_atomic
+    from curate.manifests.atomic import write_table_atomic
     write_table_atomic(table, out / REPORT_DIR / f"{name}.parquet")
 
 
 class Report:
     def __init__(self, output: Path):
-        from manifests.views import connect
+        from curate.manifests.views import connect
         self.out = Path(output)
         self.con = connect(self.out)
         self.views = {r[0] for r in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
@@ -209,7 +209,7 @@ class Report:
     def dedup(self) -> str:
         if "dedup_curve" not in self.views:
             return "<p class='muted'>No dedup stage in this run.</p>"
-        from stages.dedup import DEEPSEEK_TABLE1
+        from curate.stages.dedup import DEEPSEEK_TABLE1
         rows = self.q("SELECT dumps_used, docs, removed, rate, last_dump FROM dedup_curve ORDER BY dumps_used")
         _write(self.out, "dedup_curve", pa.table({k: [r[i] for r in rows] for i, k in
                                                    enumerate(("dumps_used", "docs", "removed", "rate", "last_dump"))}))
@@ -281,7 +281,7 @@ class Report:
             return "<p class='muted'>No tokenize stage in this run.</p>"
         budget = float(self.config.get("tokenize", {}).get("budget_tokens", 2e12))
         by = self.q("SELECT lang, dump, site, tokens FROM token_totals")
-        from stages.remix import DEFAULT_CATEGORIES, category_of
+        from curate.stages.remix import DEFAULT_CATEGORIES, category_of
         cats = self.config.get("remix", {}).get("categories") or DEFAULT_CATEGORIES
         rows = [(r[0] or "und", r[1], category_of(r[2] or "", cats), int(r[3] or 0)) for r in by]
         _write(self.out, "tokens", pa.table({k: [r[i] for r in rows] for i, k in
@@ -401,7 +401,7 @@ class Report:
                 f"{html.escape(str(self.out))}</title><style>{CSS}</style></head><body><header><h1>curate report</h1>"
                 f"<p>{html.escape(str(self.out))} · stages {html.escape(' → '.join(self.order))} · {when}</p></header>"
                 f"<nav>{nav}</nav>{''.join(body)}</body></html>")
-        from manifests.atomic import write_bytes_atomic
+        from curate.manifests.atomic import write_bytes_atomic
         path = self.out / REPORT_DIR / "index.html"
         write_bytes_atomic(page.encode("utf-8"), path)
         return path

@@ -1,11 +1,11 @@
 """The stages this build has, in their canonical order."""
-from stages.decontaminate import DecontaminateStage
-from stages.dedup import DedupStage
-from stages.extract import ExtractStage
-from stages.langid import LangidStage
-from stages.quality import QualityStage
-from stages.remix import RemixStage
-from stages.tokenize import TokenizeStage
+from curate.stages.decontaminate import DecontaminateStage
+from curate.stages.dedup import DedupStage
+from curate.stages.extract import ExtractStage
+from curate.stages.langid import LangidStage
+from curate.stages.quality import QualityStage
+from curate.stages.remix import RemixStage
+from curate.stages.tokenize import TokenizeStage
 
 STAGES = {stage.name: stage for stage in (ExtractStage(), LangidStage(), DedupStage(), QualityStage(),
                                           DecontaminateStage(), RemixStage(), TokenizeStage())}

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import duckdb
 
-from manifests.manifest import FINISHED, read_rows
-from manifests.verify import damage
-from pipeline.runner import DONE, FAILED_STATE, MISSING, PARTIAL, STALE, RunResult, unit_state
-from pipeline.stage import Unit
+from curate.manifests.manifest import FINISHED, read_rows
+from curate.manifests.verify import damage
+from curate.pipeline.runner import DONE, FAILED_STATE, MISSING, PARTIAL, STALE, RunResult, unit_state
+from curate.pipeline.stage import Unit
 
 
 def top_reasons(output: Path, rows, n: int = 5) -> list[tuple[str, int]]:
@@ -53,7 +53,7 @@ def run_summary(output: Path, result: RunResult) -> str:
     curve = output / "reports" / "dedup_curve.parquet"
     if any(st.stage == "dedup" for st in result.stages) and curve.exists():
         import pyarrow.parquet as pq
-        from stages.dedup import DEEPSEEK_TABLE1
+        from curate.stages.dedup import DEEPSEEK_TABLE1
         lines.append("dedup rate by number of dumps (DeepSeek LLM Table 1 beside):")
         for r in pq.read_table(curve).to_pylist():
             ds = DEEPSEEK_TABLE1.get(r["dumps_used"])
@@ -75,7 +75,7 @@ def run_summary(output: Path, result: RunResult) -> str:
             want = f"target {targets.get(lang, 0) / norm:.1%}" if targets else "no target"
             lines.append(f"          {lang:4s} {n:>15,} chars = {n / total:.1%}  ({want})")
     if any(st.stage == "tokenize" and st.rows for st in result.stages):
-        from manifests.views import connect
+        from curate.manifests.views import connect
         con = connect(output)
         cfg = output / "run-config.json"
         budget = (json.loads(cfg.read_text()).get("tokenize", {}).get("budget_tokens", 2e12)

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from manifests.atomic import sweep_temporaries, write_bytes_atomic
-from manifests.manifest import FAILED, FINISHED, ManifestRow, printable, read_rows, remove_row, utcnow, write_row
-from manifests.verify import damage
-from pipeline.config import Config, ConfigError
-from pipeline.registry import STAGES
-from pipeline.stage import (LOCK_FILE, ConservationError, DiskFullError, PlanContext, PrepareContext, Unit,
+from curate.manifests.atomic import sweep_temporaries, write_bytes_atomic
+from curate.manifests.manifest import FAILED, FINISHED, ManifestRow, printable, read_rows, remove_row, utcnow, write_row
+from curate.manifests.verify import damage
+from curate.pipeline.config import Config, ConfigError
+from curate.pipeline.registry import STAGES
+from curate.pipeline.stage import (LOCK_FILE, ConservationError, DiskFullError, PlanContext, PrepareContext, Unit,
                             disk_full, execute_unit)
 
 RUN_CONFIG = "run-config.json"
@@ -130,7 +130,7 @@ def ensure_ray(config: Config, address: str | None = None) -> None:
 
 
 def _remote_unit(stage_name: str, settings, unit: Unit, output: str, run_id: str) -> ManifestRow:
-    from pipeline.registry import STAGES as registry
+    from curate.pipeline.registry import STAGES as registry
     return execute_unit(registry[stage_name], settings, unit, output, run_id=run_id)
 
 

@@ -21,10 +21,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-import pipeline
-from manifests.atomic import publish, sha256_file, temp_path_for
-from manifests.manifest import DONE, FAILED, PARTIAL, ManifestRow, utcnow, write_row
-from pipeline.schema import REJECT_SCHEMA
+from curate import __version__ as CURATE_VERSION
+from curate.manifests.atomic import publish, sha256_file, temp_path_for
+from curate.manifests.manifest import DONE, FAILED, PARTIAL, ManifestRow, utcnow, write_row
+from curate.pipeline.schema import REJECT_SCHEMA
 
 ROW_GROUP_DOCS = 2000
 
@@ -51,7 +51,7 @@ def fingerprint(stage: "Stage", settings: Any, inputs: Iterable[InputRef]) -> st
     """Settings + input fingerprints + code version: equal fingerprints, equal outputs."""
     payload = {
         "stage": stage.name,
-        "code": f"{pipeline.__version__}/{stage.code_version}",
+        "code": f"{CURATE_VERSION}/{stage.code_version}",
         "settings": stage.fingerprint_settings(settings),
         "inputs": [i.fingerprint for i in inputs],
     }
@@ -275,7 +275,7 @@ def execute_unit(stage: Stage, settings: Any, unit: Unit, output: str | Path,
     row = ManifestRow(stage=unit.stage, unit=unit.key, fingerprint=unit.fingerprint,
                       status=FAILED, dump=unit.dump, lang=unit.lang,
                       inputs=[i.path for i in unit.inputs],
-                      code_version=f"{pipeline.__version__}/{stage.code_version}",
+                      code_version=f"{CURATE_VERSION}/{stage.code_version}",
                       started_at=started, worker=_worker_name())
     sink = UnitSink(output, unit)
     try:

@@ -33,8 +33,8 @@ def ray_address():
 def run_stages(ray_address, input_dir, output, stages=None, force=False, log=None, **sections):
     """Run the pipeline in this process (on the session's Ray) and return its RunResult.
     Log lines are printed, and also passed to `log` when given."""
-    from pipeline.config import config_from_dict
-    from pipeline.runner import Runner
+    from curate.pipeline.config import config_from_dict
+    from curate.pipeline.runner import Runner
     raw = {"input": str(input_dir), "output": str(output), **sections}
     cfg = config_from_dict(raw)
 
@@ -47,7 +47,7 @@ def run_stages(ray_address, input_dir, output, stages=None, force=False, log=Non
 
 def read_shards(output, stage, kind="docs"):
     """Rows of every finished shard of a stage, as Python dicts (via the manifests)."""
-    from manifests.manifest import FINISHED, read_rows
+    from curate.manifests.manifest import FINISHED, read_rows
     rows = []
     for row in read_rows(output, stage).values():
         if row.status in FINISHED:
@@ -58,7 +58,7 @@ def read_shards(output, stage, kind="docs"):
 
 @pytest.fixture(scope="session")
 def demo_corpus(tmp_path_factory):
-    from tools.make_demo_corpus import make_demo_corpus
+    from curate.pipeline.demo_corpus import make_demo_corpus
     folder = tmp_path_factory.mktemp("demo") / "corpus"
     make_demo_corpus(folder, seed=0)
     return folder
@@ -74,7 +74,7 @@ def crawl_extract(ray_address, tmp_path_factory):
 
 def curate_cmd() -> list[str]:
     exe = Path(sys.executable).with_name("curate")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "pipeline.cli"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "curate.pipeline.cli"]
 
 
 def copy_tree(src: Path, dst: Path) -> Path:

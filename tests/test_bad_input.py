@@ -5,8 +5,8 @@ import shutil
 import pytest
 
 from conftest import DATA, read_shards, run_stages
-from manifests.manifest import read_rows
-from stages.extract.warc import WarcDamage, WarcRecord, read_warc
+from curate.manifests.manifest import read_rows
+from curate.stages.extract.warc import WarcDamage, WarcRecord, read_warc
 
 
 @pytest.fixture(scope="module")

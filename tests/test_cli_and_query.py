@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from conftest import curate_cmd
-from pipeline.config import ConfigError, config_from_dict, load_config
+from curate.pipeline.config import ConfigError, config_from_dict, load_config
 
 
 def _curate(*args, check=True):

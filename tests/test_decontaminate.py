@@ -10,7 +10,7 @@ import json
 import pytest
 
 from conftest import DATA, read_shards, run_stages
-from stages.dedup.shingles import CHAR, mode_for, normalise, tokens
+from curate.stages.dedup.shingles import CHAR, mode_for, normalise, tokens
 
 
 def _corpus():

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import DATA, read_shards, run_stages
-from manifests.manifest import read_rows
-from stages.dedup.minhash import signatures_from_normalised
-from stages.dedup.shingles import CHAR, WORD, mode_for, normalise, shingle_bytes, shingle_hash, shingle_strings, tokens
+from curate.manifests.manifest import read_rows
+from curate.stages.dedup.minhash import signatures_from_normalised
+from curate.stages.dedup.shingles import CHAR, WORD, mode_for, normalise, shingle_bytes, shingle_hash, shingle_strings, tokens
 
 ORDER = ["extract", "dedup"]
 
@@ -86,7 +86,7 @@ def test_newest_dump_policy_keeps_the_latest_capture(crawl_dedup):
 
 def test_curve_is_non_decreasing_and_ends_at_the_overall_rate(crawl_dedup):
     out, _ = crawl_dedup
-    from manifests.views import connect
+    from curate.manifests.views import connect
     con = connect(out)
     curve = con.execute("SELECT dumps_used, docs, removed, rate FROM dedup_curve ORDER BY dumps_used").fetchall()
     assert [c[0] for c in curve] == [1, 2, 3]
@@ -157,8 +157,8 @@ def test_incremental_dump_by_dump_equals_global_oldest_first(ray_address, tmp_pa
     logs = []
     for d in dumps:
         shutil.copytree(DATA / "crawl" / d, inp / d)
-        from pipeline.config import config_from_dict
-        from pipeline.runner import Runner
+        from curate.pipeline.config import config_from_dict
+        from curate.pipeline.runner import Runner
         cfg = config_from_dict({"input": str(inp), "output": str(out), "order": ORDER,
                                 "dedup": {"scope": "incremental", "survivor": "oldest_dump"}})
         Runner(cfg, address=ray_address, log=logs.append).run()
@@ -205,7 +205,7 @@ def test_out_of_core_components_equal_union_find(tmp_path, shape):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from stages.dedup.components import labels_in_memory, labels_out_of_core
+    from curate.stages.dedup.components import labels_in_memory, labels_out_of_core
     rng = np.random.default_rng(7)
     n = 30_000
     ids = rng.choice(np.iinfo(np.int64).max, size=n, replace=False) - np.iinfo(np.int64).max // 2
@@ -241,8 +241,8 @@ def test_dedup_curve_counts_with_giant_clusters_done_out_of_core(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from stages.dedup.components import labels_in_memory
-    from stages.dedup.survivors import _removed_by_dump
+    from curate.stages.dedup.components import labels_in_memory
+    from curate.stages.dedup.survivors import _removed_by_dump
     rng = np.random.default_rng(3)
     n, n_dumps = 3000, 4
     rank = rng.integers(0, n_dumps, n)
@@ -281,9 +281,9 @@ def test_texts_with_nothing_to_shingle_join_no_bucket(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipeline.stage import InputRef, Unit
-    from stages.dedup import DedupSettings
-    from stages.dedup.signatures import band_path, compute_signatures, doc_keys
+    from curate.pipeline.stage import InputRef, Unit
+    from curate.stages.dedup import DedupSettings
+    from curate.stages.dedup.signatures import band_path, compute_signatures, doc_keys
     texts = ["★★★ ☆☆ ---", "→ → → ✓", "the cat sat on the mat today", "the cat sat on the mat today"]
     ids = [f"d{i}" for i in range(len(texts))]
     pq.write_table(pa.table({"id": ids, "dump": ["D"] * 4, "text": texts, "n_chars": [len(t) for t in texts],

@@ -3,7 +3,7 @@ import json
 from collections import Counter
 
 from conftest import DATA, read_shards
-from manifests.manifest import read_rows
+from curate.manifests.manifest import read_rows
 
 
 def test_every_html_200_response_is_a_document_or_a_reject(crawl_extract):
@@ -34,7 +34,7 @@ def test_every_html_200_response_is_a_document_or_a_reject(crawl_extract):
 
 def test_manifest_rows_describe_the_shards(crawl_extract):
     import pyarrow.parquet as pq
-    from manifests.atomic import sha256_file
+    from curate.manifests.atomic import sha256_file
     out, result = crawl_extract
     rows = read_rows(out, "extract")
     assert len(rows) == 6 and {r.status for r in rows.values()} == {"done"}
@@ -54,7 +54,7 @@ def test_manifest_rows_describe_the_shards(crawl_extract):
 def test_document_ids_are_stable_and_dates_parsed(crawl_extract):
     out, _ = crawl_extract
     docs = read_shards(out, "extract")
-    from stages.extract import doc_id
+    from curate.stages.extract import doc_id
     for d in docs:
         assert d["id"] == doc_id(d["warc_record_id"], f"{d['warc_file']}@{d['warc_offset']}")
         assert d["date"] is not None and d["date"].year == 2024

@@ -7,8 +7,8 @@ from collections import Counter
 import trafilatura
 
 from conftest import DATA
-from stages.extract import ExtractSettings, extract_text
-from stages.extract.http import decode_html
+from curate.stages.extract import ExtractSettings, extract_text
+from curate.stages.extract.http import decode_html
 
 
 def _words(s):

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from conftest import DATA
-from filters import FILTERS
-from filters.pii import mask_pii
-from filters.text import TextView, ngram_repetition
+from curate.filters import FILTERS
+from curate.filters.pii import mask_pii
+from curate.filters.text import TextView, ngram_repetition
 
 EN = ["gopher_quality", "gopher_repetition", "c4", "fineweb"]
 ZH = ["zh_quality", "zh_repetition"]
@@ -155,7 +155,7 @@ def test_pii_is_masked_and_counted():
 # -- issue 13: rules that mean what the papers mean -------------------------------------------
 
 def _gopher_verdict(text):
-    from filters.gopher import GopherQualityFilter
+    from curate.filters.gopher import GopherQualityFilter
     f = GopherQualityFilter()
     return f.verdict(f.signals(TextView(text)))
 
@@ -184,7 +184,7 @@ def test_gopher_hash_and_ellipsis_ratios_are_separate_rules():
 
 
 def test_c4_sentence_count_knows_abbreviations():
-    from filters.c4 import C4Filter, count_sentences
+    from curate.filters.c4 import C4Filter, count_sentences
     probe = "Mr. Garrett met the board on Monday. Mr. Rudolph said no. They left at noon."
     assert count_sentences(probe) == 3
     f = C4Filter()
@@ -194,7 +194,7 @@ def test_c4_sentence_count_knows_abbreviations():
 
 
 def test_fineweb_line_endings_default_to_fineweb_set():
-    from filters.fineweb import FineWebFilter
+    from curate.filters.fineweb import FineWebFilter
     text = "\n".join(["A line that ends with a colon:"] * 9 + ["A line that ends with a period."])
     fineweb, extended = FineWebFilter(), FineWebFilter(line_end_punct="extended")
     assert fineweb.signals(TextView(text))["fineweb_line_punct_ratio"] == pytest.approx(0.1)
@@ -202,7 +202,7 @@ def test_fineweb_line_endings_default_to_fineweb_set():
 
 
 def test_c4_drops_ellipsis_lines_and_checks_only_kept_lines():
-    from filters.c4 import C4Filter
+    from curate.filters.c4 import C4Filter
     f = C4Filter()
     s = f.signals(TextView("This line trails off into nothing..."))
     assert s["c4_kept_lines_ratio"] == 0
@@ -213,7 +213,7 @@ def test_c4_drops_ellipsis_lines_and_checks_only_kept_lines():
 
 
 def test_repetition_reading_is_a_setting(article):
-    from filters.gopher import GopherRepetitionFilter
+    from curate.filters.gopher import GopherRepetitionFilter
     repeated = article + " " + " ".join(article.split()[:60])
     default = GopherRepetitionFilter().signals(TextView(repeated))["gopher_rep_dup_5gram_char_frac"]
     every = GopherRepetitionFilter(dup_ngram_count="all").signals(TextView(repeated))["gopher_rep_dup_5gram_char_frac"]
@@ -225,9 +225,9 @@ def test_repetition_reading_is_a_setting(article):
 # -- issue 14: spam, adult content, mojibake ------------------------------------------------
 
 def _excerpt_pages():
-    from stages.extract import ExtractSettings, extract_text
-    from stages.extract.http import decode_body, parse_response
-    from stages.extract.warc import WarcRecord, read_warc
+    from curate.stages.extract import ExtractSettings, extract_text
+    from curate.stages.extract.http import decode_body, parse_response
+    from curate.stages.extract.warc import WarcRecord, read_warc
     pages = {}
     with open(DATA / "real-warc" / "CC-MAIN-2020-34-excerpt.warc.gz", "rb") as fh:
         for ev in read_warc(fh):
@@ -248,7 +248,7 @@ def _zh_corpus():
 
 
 def test_zh_spam_rejects_gambling_and_adult_pages_of_a_real_crawl():
-    from filters.spam import ChineseSpamFilter
+    from curate.filters.spam import ChineseSpamFilter
     f = ChineseSpamFilter()
     pages = _excerpt_pages()
     spam = {"http://041696.com/15477/list_6_4.html", "http://044545.com/topic/20200207/015849.html",
@@ -266,7 +266,7 @@ def test_zh_spam_rejects_gambling_and_adult_pages_of_a_real_crawl():
 
 
 def test_url_filter_block_lists_and_banned_words(tmp_path):
-    from filters.url import UrlFilter
+    from curate.filters.url import UrlFilter
     blocks = tmp_path / "blocked.txt"
     blocks.write_text("# my list\nbad.example\n")
     f = UrlFilter(blocked_domains=["spam.test"], blocked_domain_files=[str(blocks)])
@@ -288,7 +288,7 @@ def test_url_filter_block_lists_and_banned_words(tmp_path):
 
 
 def test_mojibake_is_repaired_where_safe_and_rejected_where_not():
-    from filters.mojibake import MojibakeFilter, repair_mojibake
+    from curate.filters.mojibake import MojibakeFilter, repair_mojibake
     assert repair_mojibake("The Mona Lisa doesnÃ¢â‚¬â„¢t have eyebrows.") == \
         ("The Mona Lisa doesn\u2019t have eyebrows.", True)
     garbled = "企业改革继续深化".encode("utf-8").decode("gbk")               # a whole run survives

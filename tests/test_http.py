@@ -3,7 +3,7 @@ import gzip
 
 import pytest
 
-from stages.extract.http import decode_html, is_html, parse_response
+from curate.stages.extract.http import decode_html, is_html, parse_response
 
 
 def test_chunked_and_gzip_bodies_are_decoded():
@@ -41,7 +41,7 @@ def test_charset_from_header_meta_or_fallback():
 
 def _cc_response(url):
     from conftest import DATA
-    from stages.extract.warc import WarcRecord, read_warc
+    from curate.stages.extract.warc import WarcRecord, read_warc
     with open(DATA / "real-warc" / "CC-MAIN-2020-34-excerpt.warc.gz", "rb") as fh:
         for ev in read_warc(fh):
             if isinstance(ev, WarcRecord) and ev.type == "response" and ev.headers["warc-target-uri"] == url:
@@ -60,7 +60,7 @@ def _damage(body: bytes, n: int, start: int = 2000) -> bytes:
 
 
 def test_declared_gb2312_page_with_bad_bytes_stays_chinese():
-    from stages.extract.http import decode_body
+    from curate.stages.extract.http import decode_body
     resp = _cc_response("http://0760.jxtdw.com/area/sanxiang/")       # charset=gb2312, 106 KB
     clean, _, _ = decode_body(resp.body, resp.headers["content-type"])
     text, charset, replaced = decode_body(_damage(resp.body, 12), resp.headers["content-type"])
@@ -70,7 +70,7 @@ def test_declared_gb2312_page_with_bad_bytes_stays_chinese():
 
 def test_undeclared_gbk_page_with_bad_bytes_is_found_as_gb18030():
     import re
-    from stages.extract.http import decode_body
+    from curate.stages.extract.http import decode_body
     resp = _cc_response("http://041696.com/15477/list_6_4.html")     # <meta charset=gbk>
     body = _damage(re.sub(rb"charset=[\"']?gbk", b"", resp.body, flags=re.I), 2)
     text, charset, replaced = decode_body(body, "text/html")

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import DATA, REPO, curate_cmd, read_shards, run_stages
-from manifests.manifest import read_rows
+from curate.manifests.manifest import read_rows
 
 REAL = DATA / "real-warc"
 

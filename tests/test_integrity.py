@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import DATA, REPO, curate_cmd, doc_set, read_shards, run_stages
-from manifests.manifest import read_rows
+from curate.manifests.manifest import read_rows
 
 # -- helpers --------------------------------------------------------------------------------
 
@@ -87,8 +87,8 @@ def test_remix_without_a_present_language_rejects_every_document(ray_address, de
 
 def test_a_stage_that_plans_nothing_over_documents_stops_before_deleting(ray_address, demo_corpus, demo_full,
                                                                            tmp_path, monkeypatch):
-    from pipeline.registry import STAGES
-    from pipeline.stage import ConservationError
+    from curate.pipeline.registry import STAGES
+    from curate.pipeline.stage import ConservationError
     out = _copy_output(demo_full, tmp_path / "out")
     before = sorted(p.name for p in (out / "remix").rglob("*.parquet"))
     monkeypatch.setattr(STAGES["remix"], "plan", lambda ctx: [])
@@ -118,7 +118,7 @@ BAD_CONFIGS = [
 
 @pytest.mark.parametrize("text,names", BAD_CONFIGS, ids=[b for _, b in BAD_CONFIGS])
 def test_bad_config_is_a_clear_error_before_any_work(text, names, tmp_path, capsys, demo_corpus):
-    from pipeline.cli import main
+    from curate.pipeline.cli import main
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(text)
     out = tmp_path / "out"
@@ -129,7 +129,7 @@ def test_bad_config_is_a_clear_error_before_any_work(text, names, tmp_path, caps
 
 
 def test_binary_config_file_is_a_clear_error(tmp_path, capsys, demo_corpus):
-    from pipeline.cli import main
+    from curate.pipeline.cli import main
     cfg = tmp_path / "bad.yaml"
     cfg.write_bytes(bytes(range(256)) * 4)
     rc = main(["run", "--config", str(cfg), "--input", str(demo_corpus), "--output", str(tmp_path / "o")])
@@ -140,8 +140,8 @@ def test_binary_config_file_is_a_clear_error(tmp_path, capsys, demo_corpus):
 def test_every_setting_declares_its_domain_or_is_free_text():
     """Numbers with no declared domain would let NaN-free nonsense through: list them."""
     import dataclasses
-    from pipeline.config import RaySettings
-    from pipeline.registry import STAGES
+    from curate.pipeline.config import RaySettings
+    from curate.pipeline.registry import STAGES
     undeclared = []
     for cls in [RaySettings] + [s.settings_cls for s in STAGES.values()]:
         for f in dataclasses.fields(cls):
@@ -262,7 +262,7 @@ def test_whole_demo_is_identical_under_two_hash_seeds(demo_corpus, tmp_path):
 
 
 def test_time_cap_counts_cpu_time_not_waiting():
-    from stages.extract import _Timeout, time_cap
+    from curate.stages.extract import _Timeout, time_cap
     with time_cap(0.3):
         time.sleep(0.8)                     # waiting (a loaded machine) is not the page's cost
     with pytest.raises(_Timeout):
@@ -292,10 +292,10 @@ def test_gzip_bomb_is_rejected_with_bounded_memory(tmp_path):
     assert warc.stat().st_size < 2_000_000
     code = f"""
 import json
-from pipeline.config import config_from_dict
-from pipeline.stage import execute_unit
-from pipeline.registry import STAGES
-from pipeline.runner import plan_pipeline
+from curate.pipeline.config import config_from_dict
+from curate.pipeline.stage import execute_unit
+from curate.pipeline.registry import STAGES
+from curate.pipeline.runner import plan_pipeline
 cfg = config_from_dict({{"input": {str(warc.parent.parent)!r}, "output": {str(tmp_path / 'out')!r}, "order": ["extract"]}})
 unit = plan_pipeline(cfg)["extract"][0]
 row = execute_unit(STAGES["extract"], cfg.settings("extract"), unit, cfg.output)
@@ -357,7 +357,7 @@ def test_repeated_record_ids_give_unique_document_ids_and_urls_lose_brackets(ray
     docs = read_shards(out, "extract")
     assert len(docs) == 4 and len({d["id"] for d in docs}) == 4
     assert {d["url"] for d in docs} == {"https://example.com/one", "https://example.com/two"}
-    from stages.remix import site_of
+    from curate.stages.remix import site_of
     assert {site_of(d["url"]) for d in docs} == {"example.com"}
 
 
@@ -397,7 +397,7 @@ def test_disk_full_is_a_clear_error_and_a_rerun_finishes(ray_address, demo_corpu
 
 def test_disk_full_errors_are_recognised():
     import errno
-    from pipeline.stage import disk_full
+    from curate.pipeline.stage import disk_full
     assert disk_full(OSError(errno.ENOSPC, "No space left on device", "/x"))
     assert disk_full(OSError("Error writing bytes to file. Detail: [errno 28] No space left on device"))
     assert not disk_full(OSError(errno.ENOENT, "No such file"))
@@ -407,10 +407,10 @@ def test_disk_full_errors_are_recognised():
 
 
 def test_publication_is_fenced_by_the_run_that_owns_the_output(demo_corpus, tmp_path):
-    from pipeline.config import config_from_dict
-    from pipeline.registry import STAGES
-    from pipeline.runner import output_lock, plan_pipeline
-    from pipeline.stage import execute_unit
+    from curate.pipeline.config import config_from_dict
+    from curate.pipeline.registry import STAGES
+    from curate.pipeline.runner import output_lock, plan_pipeline
+    from curate.pipeline.stage import execute_unit
     out = tmp_path / "out"
     cfg = config_from_dict({"input": str(demo_corpus), "output": str(out), "order": ["extract"]})
     unit = plan_pipeline(cfg)["extract"][0]

@@ -5,11 +5,11 @@ import json
 import pytest
 
 from conftest import DATA, read_shards
-from manifests.manifest import read_rows
-from stages.extract import ExtractSettings, extract_text
-from stages.extract.http import decode_html
-from stages.langid import fold
-from stages.langid.model import LID_FTZ_SHA256, ModelError, load_fasttext, resolve_lid_model, sha256_of
+from curate.manifests.manifest import read_rows
+from curate.stages.extract import ExtractSettings, extract_text
+from curate.stages.extract.http import decode_html
+from curate.stages.langid import fold
+from curate.stages.langid.model import LID_FTZ_SHA256, ModelError, load_fasttext, resolve_lid_model, sha256_of
 
 # pages.json labels every article-extraction-benchmark page "en", but these six are not
 # English (read them: Hangul, Cyrillic, Italian, Indonesian and Portuguese prose, in
@@ -64,7 +64,7 @@ def test_missing_model_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_traditional_chinese_is_zh_with_script_hant(model):
-    from filters.script import han_script
+    from curate.filters.script import han_script
     import opencc
     with gzip.open(DATA / "zh-text" / "people-daily-199801.jsonl.gz", "rt") as fh:
         docs = [json.loads(line)["text"] for _, line in zip(range(50), fh)]
@@ -106,7 +106,7 @@ def _raw(model, texts):
 
 def test_script_evidence_keeps_chinese_sentences_and_pairs(model):
     from collections import Counter, defaultdict
-    from stages.langid import identify
+    from curate.stages.langid import identify
     with gzip.open(DATA / "langid" / "lingua-testdata-a.jsonl.gz", "rt", encoding="utf-8") as fh:
         recs = [json.loads(line) for line in fh]
     texts = [r["text"] for r in recs]
@@ -143,6 +143,6 @@ def test_script_evidence_keeps_chinese_sentences_and_pairs(model):
 
 
 def test_the_misread_sentence_of_the_issue_is_chinese(model):
-    from stages.langid import identify
+    from curate.stages.langid import identify
     langs, scores = identify(model, ["五、同业间良性的普遍推广与各团体的互助。", "これは日本語の文です。"])
     assert langs == ["zh", "ja"] and scores[0] >= 0.5

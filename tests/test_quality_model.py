@@ -6,7 +6,7 @@ import lxml.html
 import pytest
 
 from conftest import DATA, read_shards, run_stages
-from tools.train_quality import normalise, train_quality_model
+from curate.stages.quality.train import normalise, train_quality_model
 
 BOILERPLATE_XPATH = ("//nav | //footer | //header | //aside | //*[contains(@class, 'menu') or "
                      "contains(@class, 'nav') or contains(@class, 'footer') or contains(@class, 'sidebar')"
@@ -94,7 +94,7 @@ def test_stage_keeps_a_top_fraction(ray_address, demo_corpus, model_file, tmp_pa
     out = tmp_path / "out"
     run_stages(ray_address, demo_corpus, out, order=["extract", "langid", "quality"],
                quality={"model_path": str(model_file), "model_keep_top": 0.3})
-    from manifests.manifest import read_rows
+    from curate.manifests.manifest import read_rows
     rows = read_rows(out, "quality")
     docs_in = sum(r.docs_in for r in rows.values())
     kept = read_shards(out, "quality")

@@ -3,7 +3,7 @@ import subprocess
 
 
 from conftest import curate_cmd, read_shards, run_stages
-from manifests.manifest import read_rows
+from curate.manifests.manifest import read_rows
 
 
 def test_quality_keeps_signals_and_rejects_with_reasons(crawl_extract):

@@ -4,8 +4,8 @@ import collections
 import pytest
 
 from conftest import DATA, read_shards, run_stages
-from manifests.manifest import read_rows
-from stages.remix import DEFAULT_CATEGORIES, category_of, site_of
+from curate.manifests.manifest import read_rows
+from curate.stages.remix import DEFAULT_CATEGORIES, category_of, site_of
 
 ORDER = ["extract", "langid", "remix"]
 MIX = {"target_shares": {"en": 0.6, "zh": 0.4}, "max_epochs": 8.0, "shard_bytes": 150_000}

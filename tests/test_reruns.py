@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import curate_cmd, doc_set, run_stages
-from manifests.manifest import read_rows
+from curate.manifests.manifest import read_rows
 
 
 def _snapshot(out: Path) -> dict:
@@ -65,7 +65,7 @@ def test_same_inputs_same_outputs(ray_address, demo_corpus, demo_run, tmp_path):
 def test_killed_driver_then_rerun_loses_nothing_and_duplicates_nothing(ray_address, tmp_path):
     """Kill the driver (an embedded-Ray `curate run`) mid-stage, rerun, compare with an
     uninterrupted run."""
-    from tools.make_demo_corpus import make_demo_corpus
+    from curate.pipeline.demo_corpus import make_demo_corpus
     corpus = tmp_path / "corpus"
     make_demo_corpus(corpus, seed=7, pages_per_dump=240)    # units of a few seconds each
     reference = tmp_path / "reference"

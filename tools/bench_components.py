@@ -28,8 +28,8 @@ def generate(folder: Path, n: int, dup: float, seed: int = 0) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from stages.dedup.buckets import EDGES
-    from stages.dedup.signatures import signature_path
+    from curate.stages.dedup.buckets import EDGES
+    from curate.stages.dedup.signatures import signature_path
     rng = np.random.default_rng(seed)
     keys = (np.arange(n, dtype=np.int64) * 0x9E3779B97F4A7C1 + 12345) & ((1 << 62) - 1)   # unique
     is_dup = rng.random(n) < dup
@@ -61,8 +61,8 @@ def generate(folder: Path, n: int, dup: float, seed: int = 0) -> dict:
 
 
 def run_step(folder: Path, mode: str, memory: str) -> dict:
-    from stages.dedup import DedupSettings
-    from stages.dedup.survivors import resolve
+    from curate.stages.dedup import DedupSettings
+    from curate.stages.dedup.survivors import resolve
     meta = json.loads((folder / "meta.json").read_text())
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()

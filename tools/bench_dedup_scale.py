@@ -63,12 +63,12 @@ def generate(folder: Path, n: int, seed: int = 0) -> dict:
 
 
 def _settings(args):
-    from stages.dedup import DedupSettings
+    from curate.stages.dedup import DedupSettings
     return DedupSettings(components=args.components, components_memory=args.memory)
 
 
 def _units(folder: Path):
-    from pipeline.stage import InputRef, Unit
+    from curate.pipeline.stage import InputRef, Unit
     return [Unit("dedup", key, dump, [InputRef(rel, key)], out_path=f"dedup/{key}.parquet",
                  rejects_path=f"rejects/dedup/{key}.parquet")
             for key, dump, rel in json.loads((folder / "units.json").read_text())]
@@ -78,11 +78,11 @@ def run_step(step: str, folder: Path, n: int, args) -> dict:
     """One step in this (fresh) process, so its peak RSS is its own."""
     import numpy as np
 
-    from pipeline.stage import execute_unit
-    from stages.dedup import DedupStage
-    from stages.dedup.buckets import bucket_edges, bucket_tasks
-    from stages.dedup.signatures import compute_signatures
-    from stages.dedup.survivors import resolve
+    from curate.pipeline.stage import execute_unit
+    from curate.stages.dedup import DedupStage
+    from curate.stages.dedup.buckets import bucket_edges, bucket_tasks
+    from curate.stages.dedup.signatures import compute_signatures
+    from curate.stages.dedup.survivors import resolve
     s = _settings(args)
     before = _rss_mb()
     t0 = time.perf_counter()

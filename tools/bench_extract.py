@@ -21,8 +21,8 @@ def plain_loop(files: list[Path]) -> tuple[int, int, float]:
     """The reference: warcio + trafilatura in one process, as a user would write it."""
     from warcio.archiveiterator import ArchiveIterator
 
-    from stages.extract import ExtractSettings, extract_text
-    from stages.extract.http import decode_html
+    from curate.stages.extract import ExtractSettings, extract_text
+    from curate.stages.extract.http import decode_html
     s = ExtractSettings()
     records = pages = 0
     t0 = time.perf_counter()
@@ -46,8 +46,8 @@ def plain_loop(files: list[Path]) -> tuple[int, int, float]:
 def curate_run(input_dir: Path, cpus: int) -> tuple[int, int, float, float, float]:
     import ray
 
-    from pipeline.config import config_from_dict
-    from pipeline.runner import Runner
+    from curate.pipeline.config import config_from_dict
+    from curate.pipeline.runner import Runner
     t_ray = time.perf_counter()
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False,
              logging_level="WARNING")

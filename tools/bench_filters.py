@@ -35,14 +35,14 @@ def _stage_seconds(result, name):
 
 
 def run_curate(input_dir: Path, out: Path, order: list[str], **sections):
-    from pipeline.config import config_from_dict
-    from pipeline.runner import Runner
+    from curate.pipeline.config import config_from_dict
+    from curate.pipeline.runner import Runner
     cfg = config_from_dict({"input": str(input_dir), "output": str(out), "order": order, **sections})
     return Runner(cfg, log=lambda m: None).run()
 
 
 def plain_fasttext(texts: list[str]) -> float:
-    from stages.langid.model import load_fasttext, resolve_lid_model
+    from curate.stages.langid.model import load_fasttext, resolve_lid_model
     model = load_fasttext(resolve_lid_model(None))
     t0 = time.perf_counter()
     for t in texts:
@@ -53,9 +53,9 @@ def plain_fasttext(texts: list[str]) -> float:
 def langid_cpu_ratio(out: Path, shard: str, texts: list[str], repeats: int = 7) -> tuple[float, float]:
     """CPU seconds (the least of `repeats` runs, which this noisy VM's wall clock is not):
     a plain predict loop vs the stage's own unit (read, predict, script, write) in-process."""
-    from pipeline.stage import InputRef, Unit, execute_unit
-    from stages.langid import LangidSettings, LangidStage
-    from stages.langid.model import load_fasttext, resolve_lid_model
+    from curate.pipeline.stage import InputRef, Unit, execute_unit
+    from curate.stages.langid import LangidSettings, LangidStage
+    from curate.stages.langid.model import load_fasttext, resolve_lid_model
     model = load_fasttext(resolve_lid_model(None))
     plain, stage = [], []
     for i in range(repeats + 1):
@@ -73,8 +73,8 @@ def langid_cpu_ratio(out: Path, shard: str, texts: list[str], repeats: int = 7) 
 
 def curate_filters_inline(texts: list[str]) -> tuple[float, int]:
     """The same rule objects the stage uses, without Ray or Parquet (the floor)."""
-    from filters import FILTERS
-    from filters.text import TextView
+    from curate.filters import FILTERS
+    from curate.filters.text import TextView
     flts = [FILTERS[n]() for n in EN_FILTERS]
     kept = 0
     t0 = time.perf_counter()

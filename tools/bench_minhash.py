@@ -33,8 +33,8 @@ def main(argv=None) -> None:
     import ray
     from datasketch import MinHash
 
-    from stages.dedup.minhash import signatures_from_normalised
-    from stages.dedup.shingles import mode_for, normalise, shingle_bytes, shingle_hash, shingle_strings, tokens
+    from curate.stages.dedup.minhash import signatures_from_normalised
+    from curate.stages.dedup.shingles import mode_for, normalise, shingle_bytes, shingle_hash, shingle_strings, tokens
     from tools.bench_filters import run_curate
 
     ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="WARNING")

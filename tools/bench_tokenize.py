@@ -28,7 +28,7 @@ def main(argv=None) -> None:
     import ray
     from tokenizers import pre_tokenizers, trainers
 
-    from stages.tokenize import TOKENIZER_FILE, build_tokenizer, load_tokenizer
+    from curate.stages.tokenize import TOKENIZER_FILE, build_tokenizer, load_tokenizer
     from tools.bench_filters import run_curate
     ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     with tempfile.TemporaryDirectory() as tmp:

@@ -26,10 +26,10 @@ from pathlib import Path
 
 def english_documents(data: Path) -> dict[str, list[tuple[str, str]]]:
     """{source: [(name, text)]} for pages and crawl, English only, unique texts."""
-    from stages.extract import ExtractSettings, extract_text
-    from stages.extract.http import HttpError, decode_html, is_html, parse_response
-    from stages.extract.warc import WarcRecord, read_warc
-    from stages.langid.model import load_fasttext, resolve_lid_model
+    from curate.stages.extract import ExtractSettings, extract_text
+    from curate.stages.extract.http import HttpError, decode_html, is_html, parse_response
+    from curate.stages.extract.warc import WarcRecord, read_warc
+    from curate.stages.langid.model import load_fasttext, resolve_lid_model
     model = load_fasttext(resolve_lid_model(None))
     s = ExtractSettings()
     seen: set[str] = set()      # unique texts within one source (the crawl re-crawls pages)
@@ -69,7 +69,7 @@ def english_documents(data: Path) -> dict[str, list[tuple[str, str]]]:
 def pairs():
     from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter, GopherQualityFilter,
                                             GopherRepetitionFilter)
-    from filters import FILTERS
+    from curate.filters import FILTERS
     return [("gopher_quality", FILTERS["gopher_quality"](), GopherQualityFilter()),
             ("gopher_repetition", FILTERS["gopher_repetition"](), GopherRepetitionFilter()),
             ("c4", FILTERS["c4"](), C4QualityFilter()),
@@ -77,7 +77,7 @@ def pairs():
 
 
 def curate_verdict(f, text: str) -> str | None:
-    from filters.text import TextView
+    from curate.filters.text import TextView
     v = f.verdict(f.signals(TextView(text)))
     return v[0].split(":", 1)[1] if v else None
 

@@ -33,11 +33,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from manifests.atomic import write_table_atomic
-from pipeline.config import NONEMPTY, at_least, one_of, setting
-from pipeline.schema import extend_schema, with_columns
-from pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
-from stages.dedup.shingles import CHAR, mode_for, normalise, tokens
+from curate.manifests.atomic import write_table_atomic
+from curate.pipeline.config import NONEMPTY, at_least, one_of, setting
+from curate.pipeline.schema import extend_schema, with_columns
+from curate.pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
+from curate.stages.dedup.shingles import CHAR, mode_for, normalise, tokens
 
 INDEX = "decontaminate/_work/index.parquet"
 FIELDS = [pa.field("decontam_cut_lines", pa.int32())]

@@ -24,13 +24,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from manifests.atomic import write_table_atomic
-from pipeline.config import at_least, between, one_of, setting
-from pipeline.schema import extend_schema, with_columns
-from pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
-from stages.dedup.buckets import bucket_edges, bucket_tasks, dump_ranks
-from stages.dedup.signatures import compute_signatures, doc_keys
-from stages.dedup.survivors import DECISIONS, memory_bytes, resolve
+from curate.manifests.atomic import write_table_atomic
+from curate.pipeline.config import at_least, between, one_of, setting
+from curate.pipeline.schema import extend_schema, with_columns
+from curate.pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
+from curate.stages.dedup.buckets import bucket_edges, bucket_tasks, dump_ranks
+from curate.stages.dedup.signatures import compute_signatures, doc_keys
+from curate.stages.dedup.survivors import DECISIONS, memory_bytes, resolve
 
 SCOPES = ("global", "per_dump", "incremental")
 POLICIES = ("newest_dump", "oldest_dump", "longest")

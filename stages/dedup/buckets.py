@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from manifests.atomic import write_table_atomic
-from stages.dedup.signatures import WORK, band_path
+from curate.manifests.atomic import write_table_atomic
+from curate.stages.dedup.signatures import WORK, band_path
 
 EDGES = f"{WORK}/edges"
 KEY_SPACE = 1 << 64

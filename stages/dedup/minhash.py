@@ -13,7 +13,7 @@ from functools import lru_cache
 import numba
 import numpy as np
 
-from stages.dedup.shingles import FNV_OFFSET, FNV_PRIME
+from curate.stages.dedup.shingles import FNV_OFFSET, FNV_PRIME
 
 MAX32 = np.uint32(0xFFFFFFFF)
 

@@ -37,7 +37,7 @@ MATCH_FOLD = str.maketrans({"著": "着", "帐": "账", "於": "于"})
 
 
 def normalise_chars(text: str) -> str:
-    from filters.script import to_simplified_all
+    from curate.filters.script import to_simplified_all
     return _NON_WORD.sub("", to_simplified_all(unicodedata.normalize("NFKC", text)).translate(MATCH_FOLD))
 
 

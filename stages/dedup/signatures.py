@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from manifests.atomic import write_table_atomic
+from curate.manifests.atomic import write_table_atomic
 
 WORK = "dedup/_work"
 EXACT_BAND = 65535                     # the band number of exact-text keys
@@ -62,8 +62,8 @@ def band_path(out: Path, unit_key: str) -> Path:
 
 def compute_signatures(output: str, unit, s) -> dict:
     """Signatures and band keys of one input shard; skips a shard already stored."""
-    from stages.dedup.minhash import band_keys, signatures_from_normalised
-    from stages.dedup.shingles import mode_for, normalise
+    from curate.stages.dedup.minhash import band_keys, signatures_from_normalised
+    from curate.stages.dedup.shingles import mode_for, normalise
     out = Path(output)
     fp = signature_fingerprint(s, unit.inputs[0].fingerprint)
     sig_path = signature_path(out, unit.key)

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from manifests.atomic import publish, temp_path_for
-from manifests.views import sql_list, sql_str
-from stages.dedup.buckets import EDGES
-from stages.dedup.components import BYTES_PER_EDGE, labels_in_memory, labels_out_of_core, unions_by_step
-from stages.dedup.signatures import WORK, signature_path
+from curate.manifests.atomic import publish, temp_path_for
+from curate.manifests.views import sql_list, sql_str
+from curate.stages.dedup.buckets import EDGES
+from curate.stages.dedup.components import BYTES_PER_EDGE, labels_in_memory, labels_out_of_core, unions_by_step
+from curate.stages.dedup.signatures import WORK, signature_path
 
 DECISIONS = f"{WORK}/decisions.parquet"
 CURVE_BATCH = 1_000_000

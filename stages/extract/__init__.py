@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline.config import NONEMPTY, at_least, positive, setting
-from pipeline.schema import DOC_SCHEMA
-from pipeline.stage import InputRef, PlanContext, Stage, Unit, UnitSink, fingerprint
-from manifests.manifest import printable
-from stages.extract.http import BodyTooLarge, HttpError, decode_body, is_html, parse_response
-from stages.extract.sources import (JSONL, PARQUET, READABLE, WET, Damage, Fields, Skip, conversion_event, input_kind,
+from curate.pipeline.config import NONEMPTY, at_least, positive, setting
+from curate.pipeline.schema import DOC_SCHEMA
+from curate.pipeline.stage import InputRef, PlanContext, Stage, Unit, UnitSink, fingerprint
+from curate.manifests.manifest import printable
+from curate.stages.extract.http import BodyTooLarge, HttpError, decode_body, is_html, parse_response
+from curate.stages.extract.sources import (JSONL, PARQUET, READABLE, WET, Damage, Fields, Skip, conversion_event, input_kind,
                                     read_jsonl, read_parquet, read_wet)
-from stages.extract.warc import WarcDamage, read_warc
+from curate.stages.extract.warc import WarcDamage, read_warc
 
 BATCH_DOCS = 500
 WALL_CAP_FACTOR = 10     # the wall-clock safety net, as a multiple of the CPU cap

@@ -90,7 +90,7 @@ def read_wet(fh: BinaryIO, gzipped: bool) -> Iterator[Event]:
     Conformant files (CRLF headers, byte Content-Length) go through the strict WARC
     reader; LF-only files such as cc_net's test sample are read record by record at
     their `WARC/1.x` header lines, since their Content-Length may count characters."""
-    from stages.extract.warc import WarcDamage, read_warc
+    from curate.stages.extract.warc import WarcDamage, read_warc
     head = fh.read(65536)
     fh.seek(0)
     if gzipped:

@@ -8,11 +8,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.config import Domain, at_least, between, setting
-from pipeline.schema import extend_schema, with_columns
-from pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
-from stages.langid.model import LID_FTZ, LID_FTZ_SHA256, cache_dir, load_fasttext, resolve_lid_model, sha256_of
-from filters.script import HAN_LABELS, cjk_language, han_script
+from curate.pipeline.config import Domain, at_least, between, setting
+from curate.pipeline.schema import extend_schema, with_columns
+from curate.pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
+from curate.stages.langid.model import LID_FTZ, LID_FTZ_SHA256, cache_dir, load_fasttext, resolve_lid_model, sha256_of
+from curate.filters.script import HAN_LABELS, cjk_language, han_script
 
 LANG_FIELDS = [pa.field("lang", pa.string()), pa.field("lang_score", pa.float32()),
                pa.field("script", pa.string())]

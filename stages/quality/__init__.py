@@ -17,13 +17,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from filters import FILTERS
-from filters.mojibake import repair_mojibake
-from filters.pii import mask_pii
-from filters.text import TextView
-from pipeline.config import NONEMPTY, between, setting
-from pipeline.schema import extend_schema, with_columns
-from pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
+from curate.filters import FILTERS
+from curate.filters.mojibake import repair_mojibake
+from curate.filters.pii import mask_pii
+from curate.filters.text import TextView
+from curate.pipeline.config import NONEMPTY, between, setting
+from curate.pipeline.schema import extend_schema, with_columns
+from curate.pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
 
 BATCH = 1000
 DEFAULT_FILTERS = {"en": ["url", "gopher_quality", "gopher_repetition", "c4", "fineweb", "mojibake"],
@@ -100,7 +100,7 @@ KEEP_TOP_FILE = "quality/_work/keep-top.json"
 
 def _score_shard(output: str, path: str, s: "QualitySettings") -> np.ndarray:
     """A Ray task: the model's score of every document of one shard."""
-    from stages.langid.model import load_fasttext
+    from curate.stages.langid.model import load_fasttext
     model = load_fasttext(Path(s.model_path).expanduser())
     texts = pq.read_table(Path(output) / path, columns=["text"]).column("text").to_pylist()
     return np.array(QualityStage._score(model, s.model_label, texts), dtype=np.float32)
@@ -136,7 +136,7 @@ class QualityStage(Stage):
                                 or [np.empty(0, np.float32)])
         cut = float(np.quantile(scores, 1 - s.model_keep_top, method="higher")) if len(scores) else 0.0
         (out / KEEP_TOP_FILE).parent.mkdir(parents=True, exist_ok=True)
-        from manifests.atomic import write_bytes_atomic
+        from curate.manifests.atomic import write_bytes_atomic
         write_bytes_atomic(json.dumps({"fingerprint": ctx.units[0].fingerprint, "threshold": cut,
                                        "scored": int(len(scores))}).encode(), out / KEEP_TOP_FILE)
         ctx.log(f"[quality] keep the top {s.model_keep_top:.1%} by quality_score: threshold {cut:.4f} "
@@ -145,7 +145,7 @@ class QualityStage(Stage):
     def fingerprint_settings(self, s: QualitySettings) -> dict:
         d = dataclasses.asdict(s)
         if s.model_path:
-            from stages.langid.model import sha256_of
+            from curate.stages.langid.model import sha256_of
             d["model_path"] = "sha256:" + sha256_of(Path(s.model_path).expanduser())
         return d
 
@@ -154,7 +154,7 @@ class QualityStage(Stage):
         sig_fields = signal_fields(s)
         model = None
         if s.model_path:
-            from stages.langid.model import load_fasttext
+            from curate.stages.langid.model import load_fasttext
             model = load_fasttext(Path(s.model_path).expanduser())
         threshold = s.model_threshold
         if s.model_keep_top:
@@ -226,7 +226,7 @@ class QualityStage(Stage):
 
     @staticmethod
     def _score(model, label: str, texts: list[str]) -> list[float]:
-        from tools.train_quality import normalise
+        from curate.stages.quality.train import normalise
         want = f"__label__{label}"
         labels, probs = model.predict([normalise(t) for t in texts], k=-1)
         out = []

@@ -36,11 +36,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from manifests.atomic import atomic_path, write_bytes_atomic
-from manifests.manifest import FINISHED, read_rows
-from pipeline.config import at_least, between, positive, setting
-from pipeline.schema import with_columns
-from pipeline.stage import InputRef, PlanContext, Stage, Unit, UnitSink, fingerprint
+from curate.manifests.atomic import atomic_path, write_bytes_atomic
+from curate.manifests.manifest import FINISHED, read_rows
+from curate.pipeline.config import at_least, between, positive, setting
+from curate.pipeline.schema import with_columns
+from curate.pipeline.stage import InputRef, PlanContext, Stage, Unit, UnitSink, fingerprint
 
 DEFAULT_CATEGORIES = {
     "encyclopedia": ["wikipedia.org", "baike.baidu.com", "britannica.com", "wikiwand.com", "baike.com"],

@@ -18,9 +18,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from manifests.atomic import write_bytes_atomic
-from pipeline.config import NONEMPTY, at_least, one_of, positive, setting
-from pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
+from curate.manifests.atomic import write_bytes_atomic
+from curate.pipeline.config import NONEMPTY, at_least, one_of, positive, setting
+from curate.pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
 
 TOKENIZER_FILE = "tokenize/tokenizer.json"
 INFO_FILE = "tokenize/tokenizer-info.json"
@@ -99,7 +99,7 @@ def in_sample(seed: int, doc_id: str, rate: float) -> bool:
 
 def build_tokenizer(preset: str = "deepseek-llm"):
     from tokenizers import Tokenizer, decoders, models
-    from stages.tokenize.pretokenizer import build_pre_tokenizer
+    from curate.stages.tokenize.pretokenizer import build_pre_tokenizer
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = build_pre_tokenizer(preset=preset)
     tok.decoder = decoders.ByteLevel()
@@ -238,7 +238,7 @@ class TokenizeStage(Stage):
         d = dataclasses.asdict(s)
         d.pop("budget_tokens")          # a report setting: changes no output
         if s.tokenizer_path:
-            from stages.langid.model import sha256_of
+            from curate.stages.langid.model import sha256_of
             d = {"tokenizer": sha256_of(Path(s.tokenizer_path).expanduser())}
         return d
 

@@ -6,7 +6,7 @@ sidebars and footers; keyword spam and very short pages; PNG, PDF and 404 respon
 and pages re-crawled in later dumps as exact copies and as near copies (new date line,
 one edited sentence). Each page is a request/response/metadata triple, as in Common Crawl.
 
-    python -m tools.make_demo_corpus OUT_DIR [--seed 0] [--pages-per-dump 60]
+    python -m pipeline.demo_corpus OUT_DIR [--seed 0] [--pages-per-dump 60]
 """
 from __future__ import annotations
 
