@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +17,29 @@ def _add_common(p: argparse.ArgumentParser, with_config: bool = True) -> None:
     if with_config:
         p.add_argument("--config", help="YAML or TOML config file (see `curate config`)")
     p.add_argument("--output", help="output folder (default: the config's, else ./curate-out)")
+
+
+def _add_output_style(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="only warnings and errors while running")
+    p.add_argument("--log-format", choices=("text", "json"), default="text",
+                   help="text: live bars on a terminal, plain lines otherwise; json: one JSON object per event")
+    if p.prog.endswith(" run"):
+        p.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                       help="write OUT/report/index.html at the end (default: yes)")
+
+
+def _view(args):
+    from curate.pipeline.progress import make_view
+    return make_view(args.log_format, args.quiet)
+
+
+def _finish(out: Path, result, view, write: bool) -> None:
+    from curate.pipeline.report import run_summary
+    view.close()
+    print(run_summary(out, result), flush=True)
+    if write:
+        from curate.pipeline.html_report import write_report
+        print(f"report: {write_report(out)}", flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--until", metavar="NAME", help="run the order up to and including this stage")
     run.add_argument("--force", action="store_true", help="redo units even when they are fresh")
     run.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else embedded local Ray)")
+    _add_output_style(run)
 
     st = sub.add_parser("status", help="units done / partial / failed / stale per stage")
     _add_common(st)
@@ -46,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default="curate-demo", help="folder for the corpus and the run")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--address", help="Ray cluster address")
+    demo.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                      help="write OUT/run/report/index.html at the end (default: yes)")
+    _add_output_style(demo)
+
+    rp = sub.add_parser("report", help="write OUT/report/index.html: funnel, rejects, dedup, mix, tokens, samples")
+    _add_common(rp, with_config=False)
 
     vf = sub.add_parser("verify", help="check every shard against its manifest row; mark damaged ones stale")
     _add_common(vf, with_config=False)
@@ -80,13 +111,16 @@ def _resolve_config(args, need_input: bool):
 
 
 def cmd_run(args) -> int:
-    from curate.pipeline.report import run_summary
     from curate.pipeline.runner import Runner
 
     cfg = _resolve_config(args, need_input=True)
-    runner = Runner(cfg, address=args.address)
-    result = runner.run(only=args.stage, until=args.until, force=args.force)
-    print(run_summary(Path(cfg.output), result), flush=True)
+    view = _view(args)
+    try:
+        result = Runner(cfg, address=args.address, view=view).run(only=args.stage, until=args.until,
+                                                                  force=args.force)
+    finally:
+        view.close()
+    _finish(Path(cfg.output), result, view, args.report)
     return EXIT_FAILED_UNITS if result.failed else EXIT_OK
 
 
@@ -154,7 +188,6 @@ def cmd_verify(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from curate.pipeline.report import run_summary
     from curate.pipeline.runner import Runner
     from curate.pipeline.demo_corpus import make_demo_corpus
 
@@ -164,18 +197,41 @@ def cmd_demo(args) -> int:
     print(f"demo corpus: {info['files']} WARC files, {info['pages']} pages in "
           f"{len(info['dumps'])} dumps under {corpus}", flush=True)
     cfg = load_config(None, {"input": str(corpus), "output": str(out / "run")})
-    result = Runner(cfg, address=args.address).run()
-    print(run_summary(Path(cfg.output), result), flush=True)
+    view = _view(args)
+    try:
+        result = Runner(cfg, address=args.address, view=view).run()
+    finally:
+        view.close()
+    _finish(Path(cfg.output), result, view, args.report)
     return EXIT_FAILED_UNITS if result.failed else EXIT_OK
 
 
+def cmd_report(args) -> int:
+    from curate.pipeline.html_report import write_report
+    out = Path(args.output or "curate-out")
+    if not (out / "manifests").exists():
+        raise ConfigError(f"{out} has no manifests: run `curate run --output {out}` first")
+    print(write_report(out))
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except BrokenPipeError:
+        # `curate query ... | head`: the reader went away; that is not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _dispatch(args) -> int:
     from curate.pipeline.runner import RunError
     from curate.pipeline.stage import ConservationError, DiskFullError, disk_full
     from curate.stages.extract import InputError
     from curate.stages.langid.model import ModelError
 
-    args = build_parser().parse_args(argv)
     try:
         if args.command == "config":
             print(describe_defaults(), end="")
@@ -189,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path}  ({LID_LICENCE})")
             return EXIT_OK
         return {"run": cmd_run, "status": cmd_status, "query": cmd_query, "demo": cmd_demo,
-                "verify": cmd_verify}[args.command](args)
+                "verify": cmd_verify, "report": cmd_report}[args.command](args)
     except (ConfigError, InputError, RunError, ModelError) as exc:
         print(f"curate: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

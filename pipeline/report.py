@@ -98,6 +98,19 @@ def status_table(output: Path, plans: dict[str, list[Unit]]) -> str:
         rows = read_rows(output, name)
         states = Counter()
         docs = size = 0
+        if units and all(u.key.startswith("pending/") for u in units):
+            # the stage's plan waits on its input (remix sizes its shards from it): what is
+            # on disk was made from an earlier input, so it is stale, not missing
+            for row in rows.values():
+                states[STALE] += 1
+                if row.status in FINISHED:
+                    docs += row.docs
+                    size += row.bytes
+            states[MISSING] += 0 if rows else 1
+            lines.append(f"{name:13s} {max(len(rows), 1):6d} {states[DONE]:6d} {states[PARTIAL]:7d} "
+                         f"{states[FAILED_STATE]:6d} {states[STALE]:6d} {states[MISSING]:7d} "
+                         f"{docs:10,d} {size:12,d}")
+            continue
         for u in units:
             row = rows.get(u.key)
             state = unit_state(u, row)

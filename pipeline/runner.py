@@ -129,18 +129,38 @@ def ensure_ray(config: Config, address: str | None = None) -> None:
                  include_dashboard=False, **common)
 
 
-def _remote_unit(stage_name: str, settings, unit: Unit, output: str, run_id: str) -> ManifestRow:
+def _remote_unit(stage_name: str, settings, unit: Unit, output: str, run_id: str, board=None) -> ManifestRow:
     from curate.pipeline.registry import STAGES as registry
-    return execute_unit(registry[stage_name], settings, unit, output, run_id=run_id)
+    progress = None
+    if board is not None:
+        def progress(done_bytes: int, docs: int) -> None:
+            board.update.remote(unit.key, done_bytes, docs)     # fire and forget
+    return execute_unit(registry[stage_name], settings, unit, output, run_id=run_id, progress=progress)
+
+
+def unit_input_bytes(output: Path, unit: Unit) -> int:
+    """Bytes a unit reads: its source files, or its upstream shards."""
+    total = 0
+    for ref in unit.inputs:
+        p = Path(ref.path)
+        p = p if p.is_absolute() else output / p
+        try:
+            total += p.stat().st_size
+        except OSError:
+            pass
+    return total
 
 
 class Runner:
     def __init__(self, config: Config, log: Callable[[str], None] | None = None,
-                 address: str | None = None):
+                 address: str | None = None, view=None):
+        from curate.pipeline.progress import View
         self.config = config
         self.output = Path(config.output)
-        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.view = view or View()
+        self.log = log or self.view.log
         self.address = address
+        self._board = None
 
     # -- planning -----------------------------------------------------------------------
     def select(self, only: list[str] | None, until: str | None) -> list[str]:
@@ -174,8 +194,13 @@ class Runner:
                     ctx = PlanContext(config=self.config, output=self.output, upstream=plans,
                                       previous=previous)
                     plans[name] = STAGES[name].plan(ctx)
-                result.stages.append(self._run_stage(name, plans[name], previous, force,
-                                                     plans.get(previous, [])))
+                res = self._run_stage(name, plans[name], previous, force, plans.get(previous, []))
+                result.stages.append(res)
+                if only and res.blocked and previous:
+                    # asked for this stage alone while its input is unfinished: say what to run
+                    raise RunError(f"{name}: {res.blocked} of {res.planned} units wait on {previous} units that are "
+                                   f"not finished or stale; run `curate run --stage {previous}` (or the stages "
+                                   f"before it, or the whole pipeline) first")
         return result
 
     def _run_stage(self, name: str, units: list[Unit], previous: str | None,
@@ -187,7 +212,7 @@ class Runner:
         res = StageResult(name, planned=len(units))
         t0 = time.perf_counter()
         swept = sum(sweep_temporaries(self.output / sub)
-                    for sub in (name, f"rejects/{name}", f"manifests/{name}"))
+                    for sub in (name, f"rejects/{name}", f"manifests/{name}", f"_work/{name}"))
         if swept:
             self.log(f"[{name}] removed {swept} temporary files left by an interrupted run")
         rows = read_rows(self.output, name, warn=lambda m: self.log(f"[{name}] {m}"))
@@ -254,12 +279,24 @@ class Runner:
             return res
         remote = ray.remote(_remote_unit).options(
             num_cpus=1, max_retries=self.config.ray.max_retries, retry_exceptions=False)
-        pending = {remote.remote(name, settings, u, str(self.output.resolve()), self.run_id): u for u in todo}
-        done_docs = done_in = 0
+        board = self._progress_board()
+        sizes = {u.key: unit_input_bytes(self.output, u) for u in todo}
+        pending = {remote.remote(name, settings, u, str(self.output.resolve()), self.run_id, board): u
+                   for u in todo}
+        done_docs = done_in = done_bytes = 0
+        self.view.stage_start(name, len(todo), sum(sizes.values()))
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            if not ready:               # progress inside the units still running
+                live = ray.get(board.snapshot.remote()) if board is not None else {}
+                running = {pending[r].key for r in pending}
+                inside = sum(min(b, sizes[k]) for k, (b, _) in live.items() if k in running)
+                docs = sum(d for k, (_, d) in live.items() if k in running)
+                self.view.stage_progress(name, res.ran, done_bytes + inside, done_in + docs)
+                continue
             ref = ready[0]
             unit = pending.pop(ref)
+            done_bytes += sizes[unit.key]
             try:
                 row = ray.get(ref)
             except Exception as exc:        # the worker died on every retry
@@ -280,9 +317,24 @@ class Runner:
             note = "" if row.status == "done" else f"  {row.status.upper()}: {row.error}"
             self.log(f"[{name}] {res.ran}/{len(todo)} {unit.key}: {row.docs_in} in, {row.docs} out, "
                      f"{row.rejected} rejected ({done_in / max(elapsed, 1e-9):.0f} docs/s){note}")
+            for warning in row.stats_dict.get("warnings", []):
+                self.view.warn(f"[{name}] {unit.key}: warning: {warning}")
+            self.view.stage_progress(name, res.ran, done_bytes, done_in)
+        self.view.stage_end(name)
         res.seconds = time.perf_counter() - t0
         self._check_conservation(name, res, previous, upstream_rows)
         return res
+
+    def _progress_board(self):
+        """One small actor per run that workers report progress to (None if it cannot start)."""
+        if self._board is None:
+            import ray
+            from curate.pipeline.progress import ProgressBoard
+            try:
+                self._board = ray.remote(ProgressBoard).options(num_cpus=0).remote()
+            except Exception:          # progress is a nicety: never a reason to fail the run
+                self._board = False
+        return self._board or None
 
     def _map(self, fn, arg_tuples: list[tuple]) -> list:
         """Run fn(*args) for every args as Ray tasks (retried when a worker dies)."""

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import time
+import warnings
 import resource
 import socket
 import traceback
@@ -152,6 +155,9 @@ class UnitSink:
         self._doc_writer: pq.ParquetWriter | None = None
         self._rej_writer: pq.ParquetWriter | None = None
         self._rej_buffer: list[dict] = []
+        self._progress = None                    # callable(done_bytes, docs) from the runner, or None
+        self._last_progress = 0.0
+        self._done_bytes = 0
 
     # -- what a stage calls -------------------------------------------------------------
     def set_schema(self, schema: pa.Schema) -> None:
@@ -159,6 +165,22 @@ class UnitSink:
 
     def count_in(self, n: int = 1) -> None:
         self.docs_in += n
+        if self._progress is not None and self.docs_in % 200 < n:
+            self.report_progress(None)
+
+    def report_progress(self, done_bytes: int | None) -> None:
+        """Tell the driver how far the unit is (bytes of its input read); throttled."""
+        if self._progress is None:
+            return
+        now = time.monotonic()
+        if done_bytes is not None:
+            self._done_bytes = done_bytes
+        if now - self._last_progress >= 0.5:
+            self._last_progress = now
+            try:
+                self._progress(self._done_bytes, self.docs_in)
+            except Exception:
+                self._progress = None      # progress is a nicety: never a reason to fail a unit
 
     def add_docs(self, table: pa.Table) -> None:
         if table.num_rows == 0:
@@ -235,6 +257,18 @@ class UnitSink:
             p.unlink(missing_ok=True)
 
 
+class _WarningCollector(logging.Handler):
+    """Library warnings logged while a unit runs, kept for its manifest row."""
+
+    def __init__(self, into: list[str]):
+        super().__init__(logging.WARNING)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self.into) < 200:
+            self.into.append(f"{record.name}: {record.getMessage()}"[:300])
+
+
 def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -265,7 +299,7 @@ def check_fence(output: Path, run_id: str | None) -> None:
 
 
 def execute_unit(stage: Stage, settings: Any, unit: Unit, output: str | Path,
-                 run_id: str | None = None) -> ManifestRow:
+                 run_id: str | None = None, progress=None) -> ManifestRow:
     """Run one unit to completion and record it. Never raises for a unit's own error:
     the error becomes a `failed` manifest row (and no shard), so the run goes on.
     With a run id, publication is fenced: if another run took the output folder over
@@ -278,8 +312,16 @@ def execute_unit(stage: Stage, settings: Any, unit: Unit, output: str | Path,
                       code_version=f"{CURATE_VERSION}/{stage.code_version}",
                       started_at=started, worker=_worker_name())
     sink = UnitSink(output, unit)
+    sink._progress = progress
+    caught: list[str] = []
+    handler = _WarningCollector(caught)
+    root = logging.getLogger()
+    root.addHandler(handler)
     try:
-        stage.process(unit, settings, sink)
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("default")
+            stage.process(unit, settings, sink)
+        caught += [f"{w.category.__name__}: {w.message}" for w in warned]
         if sink.docs_in + sink.repeats != sink.docs + sink.rejected:
             raise ConservationError(
                 f"{unit.stage} {unit.key}: {sink.docs_in} documents in (+ {sink.repeats} repeats), but "
@@ -289,11 +331,13 @@ def execute_unit(stage: Stage, settings: Any, unit: Unit, output: str | Path,
         check_fence(output, run_id)
         sink.finish()
     except FencedError as exc:
+        root.removeHandler(handler)
         sink.abandon()
         row.error = f"not published: {exc}"
         row.finished_at = utcnow()
         return row
     except Exception as exc:
+        root.removeHandler(handler)
         sink.abandon()
         if _disk_full(exc):
             raise
@@ -302,6 +346,10 @@ def execute_unit(stage: Stage, settings: Any, unit: Unit, output: str | Path,
         if _fenced(output, run_id) is None:
             write_row(output, row)
         return row
+    root.removeHandler(handler)
+    if caught:          # the driver logs them with the unit (workers' own logs are not shown)
+        sink.stats["warnings"] = list(dict.fromkeys(caught))[:20]
+        sink.stats["warning_count"] = len(caught)
     doc_file = output / unit.out_path
     row.status = PARTIAL if sink.damage else DONE
     row.error = "; ".join(sink.damage) or None

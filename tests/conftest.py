@@ -25,6 +25,9 @@ def ray_address():
     """One local Ray for all tests (ray.init costs seconds); in-process runs reuse it and
     subprocess runs connect to it with --address."""
     import ray
+    # tests define plugins (custom filters) in their own modules: Ray workers import them too
+    here = str(Path(__file__).resolve().parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()

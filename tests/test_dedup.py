@@ -181,7 +181,7 @@ def test_per_dump_scope_never_crosses_dumps(ray_address, crawl_dedup, tmp_path):
 
 def _decisions(out):
     import pyarrow.parquet as pq
-    return sorted(pq.read_table(out / "dedup" / "_work" / "decisions.parquet").to_pylist(),
+    return sorted(pq.read_table(out / "_work" / "dedup" / "decisions.parquet").to_pylist(),
                   key=lambda r: (r["unit"], r["doc"]))
 
 

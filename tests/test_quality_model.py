@@ -99,7 +99,7 @@ def test_stage_keeps_a_top_fraction(ray_address, demo_corpus, model_file, tmp_pa
     docs_in = sum(r.docs_in for r in rows.values())
     kept = read_shards(out, "quality")
     low = [r for r in read_shards(out, "quality", "rejects") if r["reason"] == "quality_model:low_score"]
-    cut = json.loads((out / "quality" / "_work" / "keep-top.json").read_text())["threshold"]
+    cut = json.loads((out / "_work" / "quality" / "keep-top.json").read_text())["threshold"]
     assert kept and low and all(d["quality_score"] >= cut for d in kept)
     # the top 30% of the input by score, less what the rules removed first
     assert len(kept) <= 0.3 * docs_in + 1

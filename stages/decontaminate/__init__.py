@@ -39,7 +39,7 @@ from curate.pipeline.schema import extend_schema, with_columns
 from curate.pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
 from curate.stages.dedup.shingles import CHAR, mode_for, normalise, tokens
 
-INDEX = "decontaminate/_work/index.parquet"
+INDEX = "_work/decontaminate/index.parquet"
 FIELDS = [pa.field("decontam_cut_lines", pa.int32())]
 BATCH = 1000
 

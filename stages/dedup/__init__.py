@@ -3,7 +3,7 @@
 Steps (Ray tasks; the driver holds only the plan and small summaries):
 1. signatures (signatures.py), one task per input shard: normalise, shingle, MinHash
    (numba, equal to datasketch), band keys sorted by key, an exact-text hash. Stored under
-   dedup/_work/ with the settings that made them, so a rerun after a new dump computes
+   _work/dedup/ with the settings that made them, so a rerun after a new dump computes
    only the new shards' signatures.
 2. buckets (buckets.py), one task per range of band keys, sized by `bucket_rows`:
    documents sharing a band key (or the exact hash) become edges, written to disk.

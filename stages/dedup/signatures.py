@@ -1,6 +1,6 @@
 """Step 1, one Ray task per input shard: MinHash signatures, band keys and exact-text hashes.
 
-Per shard, under dedup/_work/:
+Per shard, under _work/dedup/:
 - signatures/<unit>.parquet: one row per document (doc key, id, dump, length, text hash,
   survivor score, signature), with the settings' fingerprint in its metadata. Stored once
   per document and reused by later runs (a new dump computes only its own shards).
@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from curate.manifests.atomic import write_table_atomic
 
-WORK = "dedup/_work"
+WORK = "_work/dedup"
 EXACT_BAND = 65535                     # the band number of exact-text keys
 BAND_ROW_GROUP = 65_536                # rows per row group of a band file: the read granularity
 SIGNATURES_VERSION = "4"             # 4: shingling by script; tw2s + variants for Chinese

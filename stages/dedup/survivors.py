@@ -5,7 +5,7 @@ set, so joins, aggregations and sorts spill to disk instead of growing: memory s
 bounded whatever the number of documents or duplicates. The only in-process arrays are
 the union-find's (in memory only below the limit) and one batch of curve edges at a time.
 
-Writes dedup/_work/decisions.parquet: one row per document that has a duplicate
+Writes _work/dedup/decisions.parquet: one row per document that has a duplicate
 (unit, doc, survivor id, reason or null for the survivor, cluster size), sorted by unit
 so each apply task reads only its own row groups.
 """

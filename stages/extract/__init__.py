@@ -246,6 +246,7 @@ class ExtractStage(Stage):
         extract_seconds = 0.0
         with open(path, "rb") as fh:
             for ev in read_warc(fh):
+                sink.report_progress(fh.tell())        # compressed bytes read so far
                 if isinstance(ev, WarcDamage):
                     sink.report_damage(ev.describe(warc_file))
                     if ev.headers and ev.headers.get("warc-type") == "response":
@@ -349,6 +350,8 @@ class ExtractStage(Stage):
         counts = Counter()
         try:
             for ev in events:
+                if fh is not None:
+                    sink.report_progress(fh.tell())
                 if isinstance(ev, Damage):
                     sink.report_damage(f"{source_file} at {'byte' if kind == WET else 'record'} {ev.offset}: "
                                        f"{ev.message}")

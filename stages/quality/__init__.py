@@ -8,6 +8,7 @@ value against the threshold in `detail`.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.filters import FILTERS
+from curate.filters import FilterError, resolve_filter
 from curate.filters.mojibake import repair_mojibake
 from curate.filters.pii import mask_pii
 from curate.filters.text import TextView
@@ -56,17 +57,22 @@ class QualitySettings:
 
     def validate(self):
         for name in [n for names in self.filters.values() for n in names] + self.default_filters:
-            if name not in FILTERS:
-                raise ValueError(f"filters: unknown filter '{name}'; filters are {', '.join(FILTERS)}")
+            try:
+                resolve_filter(name)
+            except FilterError as exc:
+                raise ValueError(f"filters: {exc}") from None
         for name, overrides in self.params.items():
-            if name not in FILTERS:
-                raise ValueError(f"params: unknown filter '{name}'; filters are {', '.join(FILTERS)}")
-            fields = {f.name for f in dataclasses.fields(FILTERS[name])}
+            try:
+                cls = resolve_filter(name)
+            except FilterError as exc:
+                raise ValueError(f"params: {exc}") from None
+            fields = ({f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls)
+                      else set(inspect.signature(cls).parameters))
             for key in overrides:
                 if key not in fields:
                     raise ValueError(f"params.{name}.{key}: no such threshold; "
                                      f"{name} has {', '.join(sorted(fields))}")
-            FILTERS[name](**overrides)
+            cls(**overrides)
         if not 0 <= self.model_threshold <= 1:
             raise ValueError(f"model_threshold: must be within 0..1, got {self.model_threshold}")
         if not 0 <= self.model_keep_top < 1:
@@ -80,7 +86,7 @@ class QualitySettings:
 
     def build(self) -> tuple[dict[str, list], list]:
         def make(name):
-            return FILTERS[name](**self.params.get(name, {}))
+            return resolve_filter(name)(**self.params.get(name, {}))
         return ({lang: [make(n) for n in names] for lang, names in self.filters.items()},
                 [make(n) for n in self.default_filters])
 
@@ -95,7 +101,7 @@ def signal_fields(s: QualitySettings) -> list[pa.Field]:
     return [pa.field(n, pa.float64()) for n in names]
 
 
-KEEP_TOP_FILE = "quality/_work/keep-top.json"
+KEEP_TOP_FILE = "_work/quality/keep-top.json"
 
 
 def _score_shard(output: str, path: str, s: "QualitySettings") -> np.ndarray:
@@ -144,6 +150,14 @@ class QualityStage(Stage):
 
     def fingerprint_settings(self, s: QualitySettings) -> dict:
         d = dataclasses.asdict(s)
+        # a filter of the user's own: its code decides, so its source is part of the fingerprint
+        from curate.filters import FILTERS
+        names = {n for ns in s.filters.values() for n in ns} | set(s.default_filters)
+        custom = sorted(n for n in names if n not in FILTERS)
+        if custom:
+            import hashlib
+            d["custom_filters"] = {n: hashlib.sha256(inspect.getsource(resolve_filter(n)).encode()).hexdigest()[:16]
+                                   for n in custom}
         if s.model_path:
             from curate.stages.langid.model import sha256_of
             d["model_path"] = "sha256:" + sha256_of(Path(s.model_path).expanduser())

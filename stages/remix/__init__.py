@@ -20,7 +20,7 @@ hash: shuffled across dumps, deterministically.
 
 The shuffle has two steps, so no output shard reads the whole input: in prepare, one
 Ray task per input shard writes its rows grouped by output shard, one row group each
-(remix/_work/scatter/); each output unit then reads only its row group of each file.
+(_work/remix/scatter/); each output unit then reads only its row group of each file.
 """
 from __future__ import annotations
 
@@ -53,11 +53,11 @@ DEFAULT_CATEGORIES = {
              "washingtonpost.com", "latimes.com", "xinhuanet.com", "people.com.cn", "sina.com.cn",
              "163.com", "ifeng.com", "chinadaily.com.cn", "prefix:news.", "contains:news"],
 }
-PLAN_FILE = "remix/_work/plan.json"
+PLAN_FILE = "_work/remix/plan.json"
 # The output shard that holds the rejects when no language of the input is in the mix: the
 # documents are still accounted for (remix:language_not_in_mix), never silently gone.
 NO_MIX = "_none"
-SCATTER = "remix/_work/scatter"
+SCATTER = "_work/remix/scatter"
 ORDER_FIELD = pa.field("_order", pa.float64())         # the shuffle key, dropped before writing
 ROUTE_FIELDS = [ORDER_FIELD, pa.field("_target", pa.string()),          # scatter-only columns
                 pa.field("_reason", pa.string()), pa.field("_detail", pa.string())]
