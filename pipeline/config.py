@@ -309,7 +309,23 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> Config:
     cfg.ray = build_dataclass(RaySettings, "ray", raw.get("ray"))
     cfg.stages = {name: build_dataclass(stage.settings_cls, name, raw.get(name))
                   for name, stage in STAGES.items()}
+    _resolve_links(cfg)
     return cfg
+
+
+def _resolve_links(cfg: Config) -> None:
+    """Settings whose default follows another stage's: the extract pre-filter is on where
+    langid runs (nothing would drop other languages otherwise) and keeps langid's
+    languages with langid's model. Resolved here, so fingerprints see the real values."""
+    ex, lid = cfg.stages.get("extract"), cfg.stages.get("langid")
+    if ex is None or lid is None:
+        return
+    if ex.prefilter == "auto":
+        ex.prefilter = "on" if "langid" in cfg.order else "off"
+    if not ex.prefilter_languages:
+        ex.prefilter_languages = list(lid.languages)
+    if ex.prefilter_model_path is None:
+        ex.prefilter_model_path = lid.model_path
 
 
 def describe_defaults() -> str:

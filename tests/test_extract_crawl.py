@@ -14,14 +14,14 @@ def test_every_html_200_response_is_a_document_or_a_reject(crawl_extract):
     by_record = Counter(d["warc_record_id"] for d in docs)
     assert max(by_record.values()) == 1, "a record became two documents"
     # a reject names its record by place: <dump>/<file>@<offset>, and its URL
-    reject_by_place = {(r["source"].rsplit("@", 1)[0], r["url"]): r for r in rejects}
+    reject_by_place = {(r["source"].rsplit("@", 1)[0], (r["url"] or "").strip()): r for r in rejects}
     missing = []
     for rec in truth:
         in_docs = by_record.get(rec["record_id"], 0)
-        rej = reject_by_place.get((rec["file"].split("/", 1)[1], rec["url"]))
+        rej = reject_by_place.get((rec["file"].split("/", 1)[1], rec["url"].strip()))
         assert in_docs + (rej is not None) == 1, rec
         if rej is not None:
-            assert rej["reason"].startswith("extract:") and rej["url"] == rec["url"]
+            assert rej["reason"].startswith("extract:") and rej["url"].strip() == rec["url"].strip()
             missing.append(rej["reason"])
     print(f"\n{len(truth)} HTML 200 responses: {len(docs)} documents, rejects {Counter(missing)}")
     assert len(docs) + len(missing) == len(truth)

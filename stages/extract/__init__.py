@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from curate.pipeline.config import NONEMPTY, at_least, positive, setting
+from curate.pipeline.config import NONEMPTY, at_least, between, one_of, positive, setting
 from curate.pipeline.schema import DOC_SCHEMA
 from curate.pipeline.stage import InputRef, PlanContext, Stage, Unit, UnitSink, fingerprint
 from curate.manifests.manifest import printable
+from curate.stages.extract.prefilter import judge
 from curate.stages.extract.http import BodyTooLarge, HttpError, decode_body, is_html, parse_response
 from curate.stages.extract.sources import (JSONL, PARQUET, READABLE, WET, Damage, Fields, Skip, conversion_event, input_kind,
                                     read_jsonl, read_parquet, read_wet)
@@ -49,6 +50,13 @@ class ExtractSettings:
     include_comments: bool = setting(False, "keep user comments below articles")
     fallback_extractors: bool = setting(
         True, "trafilatura's readability/jusText fallbacks on hard pages (about 1.4x slower)")
+    prefilter: str = setting("auto", "language pre-filter before the extractor: a page confidently in a language "
+                                     "langid would drop is rejected as extract:prefilter_lang:<code> without "
+                                     "extraction; auto = on when langid is in the order", one_of("auto", "on", "off"))
+    prefilter_threshold: float = setting(0.8, "fastText score the pre-filter needs to reject a page (the kept "
+                                              "languages' own probability must also be under 2%)", between(0.5, 1))
+    prefilter_languages: list[str] = setting([], "languages the pre-filter keeps; [] = langid.languages", NONEMPTY)
+    prefilter_model_path: str | None = setting(None, "lid.176 model for the pre-filter; null = langid's", NONEMPTY)
     text_field: str = setting("text", "JSONL/Parquet inputs: the field that holds the text", NONEMPTY)
     id_field: str = setting("id", "JSONL/Parquet inputs: the field with the input's own id (optional; "
                                   "kept as warc_record_id; document ids stay unique)", NONEMPTY)
@@ -200,7 +208,7 @@ def input_ref(path: Path, name: str) -> InputRef:
 
 class ExtractStage(Stage):
     name = "extract"
-    code_version = "3"      # 2: ids include the record's place, URLs lose WARC/1.0 brackets; 3: GB18030
+    code_version = "4"      # 2: ids include the record's place, URLs lose WARC/1.0 brackets; 3: GB18030
                             # with replacement, replaced_chars
     settings_cls = ExtractSettings
     summary = "WARC response records -> main text (trafilatura)"
@@ -224,6 +232,11 @@ class ExtractStage(Stage):
             units.append(unit)
         return units
 
+    def prepare(self, s: ExtractSettings, ctx) -> None:
+        if s.prefilter == "on":                  # fetch the model once, in the driver
+            from curate.stages.langid.model import resolve_lid_model
+            resolve_lid_model(s.prefilter_model_path)
+
     def unread_inputs(self, config) -> list[str]:
         if not config.input:
             return []
@@ -243,7 +256,7 @@ class ExtractStage(Stage):
         warc_file = printable(f"{unit.dump}/{Path(path).name}")
         records = Counter()
         rows: list[dict] = []
-        extract_seconds = 0.0
+        extract_seconds = prefilter_seconds = 0.0
         with open(path, "rb") as fh:
             for ev in read_warc(fh):
                 sink.report_progress(fh.tell())        # compressed bytes read so far
@@ -290,6 +303,14 @@ class ExtractStage(Stage):
                     reject("extract:too_large", f"{len(resp.body)} bytes > {s.max_html_bytes}")
                     continue
                 html, charset, _ = decode_body(resp.body, resp.headers.get("content-type", ""))
+                if s.prefilter == "on":
+                    t0 = time.process_time()
+                    verdict = judge(html, s.prefilter_languages, s.prefilter_threshold, s.prefilter_model_path)
+                    prefilter_seconds += time.process_time() - t0
+                    if verdict is not None:
+                        reject(f"extract:prefilter_lang:{verdict[0]}", f"{verdict[0]} {verdict[1]:.3f} (page text "
+                                                                       "before extraction)")
+                        continue
                 t0 = time.perf_counter()
                 try:
                     with time_cap(s.timeout_s):
@@ -318,7 +339,8 @@ class ExtractStage(Stage):
                     rows = []
         sink.add_docs(pa.Table.from_pylist(rows, schema=DOC_SCHEMA))
         sink.stats.update({"records": dict(sorted(records.items())),
-                           "extract_seconds": round(extract_seconds, 3)})
+                           "extract_seconds": round(extract_seconds, 3),
+                           "prefilter_cpu_seconds": round(prefilter_seconds, 3)})
 
     @staticmethod
     def _conversion_row(ev, unit: Unit, sink: UnitSink, warc_file: str) -> list[dict]:
