@@ -75,6 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
                       help="write OUT/run/report/index.html at the end (default: yes)")
     _add_output_style(demo)
 
+    es = sub.add_parser("estimate", help="measure the pipeline on a sample and project cost, storage and tokens")
+    es.add_argument("--input", help="a sample crawl folder (run the pipeline on it)")
+    es.add_argument("--from-run", metavar="OUT", help="measure an existing run's output instead of running")
+    es.add_argument("--config", help="config file (the same as the production run's)")
+    es.add_argument("--output", help="where the sample run writes (default: a temporary folder)")
+    es.add_argument("--pages", type=float, help="project to this many input records (pages)")
+    es.add_argument("--dumps", type=float, help="project to this many dumps of --pages-per-dump pages")
+    es.add_argument("--pages-per-dump", type=float, default=3e9, help="pages per dump (Common Crawl: about 3e9)")
+    es.add_argument("--address", help="Ray cluster address for the sample run")
+
     rp = sub.add_parser("report", help="write OUT/report/index.html: funnel, rejects, dedup, mix, tokens, samples")
     _add_common(rp, with_config=False)
 
@@ -206,6 +216,31 @@ def cmd_demo(args) -> int:
     return EXIT_FAILED_UNITS if result.failed else EXIT_OK
 
 
+def cmd_estimate(args) -> int:
+    import tempfile
+    from curate.pipeline.estimate import measure, project
+    from curate.pipeline.progress import QuietView
+    from curate.pipeline.runner import Runner
+    if args.pages is None and args.dumps is None:
+        raise ConfigError("estimate: give --pages N or --dumps N (the size to project to)")
+    if args.from_run:
+        out = Path(args.from_run)
+        if not (out / "manifests").exists():
+            raise ConfigError(f"--from-run {out}: no manifests there")
+    else:
+        if not args.input and not args.config:
+            raise ConfigError("estimate: give --input SAMPLE_DIR (or --config with input:), or --from-run OUT")
+        out = Path(args.output or tempfile.mkdtemp(prefix="curate-estimate-"))
+        overrides = {"input": args.input, "output": str(out)}
+        cfg = load_config(args.config, overrides) if args.config else load_config(None, overrides)
+        print(f"running the pipeline on the sample into {out} ...", file=sys.stderr, flush=True)
+        Runner(cfg, address=args.address, view=QuietView()).run()
+    dumps = args.dumps or 0
+    pages = args.pages if args.pages is not None else args.dumps * args.pages_per_dump
+    print(project(measure(out), pages, dumps))
+    return EXIT_OK
+
+
 def cmd_report(args) -> int:
     from curate.pipeline.html_report import write_report
     out = Path(args.output or "curate-out")
@@ -245,7 +280,7 @@ def _dispatch(args) -> int:
             print(f"{path}  ({LID_LICENCE})")
             return EXIT_OK
         return {"run": cmd_run, "status": cmd_status, "query": cmd_query, "demo": cmd_demo,
-                "verify": cmd_verify, "report": cmd_report}[args.command](args)
+                "verify": cmd_verify, "report": cmd_report, "estimate": cmd_estimate}[args.command](args)
     except (ConfigError, InputError, RunError, ModelError) as exc:
         print(f"curate: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -63,6 +63,9 @@ class StageResult:
     blocked: int = 0                # waiting on an unfinished upstream unit
     rows: list[ManifestRow] = field(default_factory=list)
     seconds: float = 0.0
+    prepare_cpu: float = 0.0        # CPU seconds of the stage's global step (its Ray tasks)
+    prepare_seconds: float = 0.0
+    prepare_peak_mb: float = 0.0
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.rows if r.status == status)
@@ -138,6 +141,14 @@ def _remote_unit(stage_name: str, settings, unit: Unit, output: str, run_id: str
     return execute_unit(registry[stage_name], settings, unit, output, run_id=run_id, progress=progress)
 
 
+def _measured(fn, *args):
+    """Run fn in a Ray task and return (result, CPU seconds, peak RSS MB of the worker)."""
+    import resource
+    t0 = time.process_time()
+    out = fn(*args)
+    return out, time.process_time() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def unit_input_bytes(output: Path, unit: Unit) -> int:
     """Bytes a unit reads: its source files, or its upstream shards."""
     total = 0
@@ -161,6 +172,7 @@ class Runner:
         self.log = log or self.view.log
         self.address = address
         self._board = None
+        self._current: StageResult | None = None
 
     # -- planning -----------------------------------------------------------------------
     def select(self, only: list[str] | None, until: str | None) -> list[str]:
@@ -264,8 +276,11 @@ class Runner:
             self._check_conservation(name, res, previous, upstream_rows)
             return res
         ensure_ray(self.config, self.address)
+        self._current = res
+        t_prep = time.perf_counter()
         try:
             stage.prepare(settings, PrepareContext(self.output, units, self._map, self.log))
+            res.prepare_seconds = time.perf_counter() - t_prep
         except Exception as exc:            # the stage's global step failed: its units fail
             error = f"{name} preparation failed: {type(exc).__name__}: {str(exc)[:500]}"
             self.log(f"[{name}] {error}")
@@ -322,8 +337,16 @@ class Runner:
             self.view.stage_progress(name, res.ran, done_bytes, done_in)
         self.view.stage_end(name)
         res.seconds = time.perf_counter() - t0
+        self._record_stage(res)
         self._check_conservation(name, res, previous, upstream_rows)
         return res
+
+    def _record_stage(self, res: StageResult) -> None:
+        """OUT/reports/stages/<stage>.json: the stage's global step and wall time, for estimates."""
+        rec = {"stage": res.stage, "units_ran": res.ran, "wall_s": round(res.seconds, 3),
+               "prepare_cpu_s": round(res.prepare_cpu, 3), "prepare_wall_s": round(res.prepare_seconds, 3),
+               "prepare_peak_mb": round(res.prepare_peak_mb, 1), "finished_at": utcnow().isoformat()}
+        write_bytes_atomic(json.dumps(rec).encode(), self.output / "reports" / "stages" / f"{res.stage}.json")
 
     def _progress_board(self):
         """One small actor per run that workers report progress to (None if it cannot start)."""
@@ -337,10 +360,15 @@ class Runner:
         return self._board or None
 
     def _map(self, fn, arg_tuples: list[tuple]) -> list:
-        """Run fn(*args) for every args as Ray tasks (retried when a worker dies)."""
+        """Run fn(*args) for every args as Ray tasks (retried when a worker dies); their CPU
+        time and peak memory are added to the stage's record (`curate estimate` reads it)."""
         import ray
-        remote = ray.remote(fn).options(num_cpus=1, max_retries=self.config.ray.max_retries)
-        return ray.get([remote.remote(*args) for args in arg_tuples])
+        remote = ray.remote(_measured).options(num_cpus=1, max_retries=self.config.ray.max_retries)
+        results = ray.get([remote.remote(fn, *args) for args in arg_tuples])
+        if self._current is not None:
+            self._current.prepare_cpu += sum(r[1] for r in results)
+            self._current.prepare_peak_mb = max([self._current.prepare_peak_mb] + [r[2] for r in results])
+        return [r[0] for r in results]
 
     def _drop_orphans(self, name: str, units: list[Unit], rows: dict[str, ManifestRow]) -> None:
         """Outputs of units that are no longer planned: their input went away, or (remix)

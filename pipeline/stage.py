@@ -306,6 +306,7 @@ def execute_unit(stage: Stage, settings: Any, unit: Unit, output: str | Path,
     (this unit's driver was killed), nothing is published and no row is written."""
     output = Path(output)
     started = utcnow()
+    cpu0 = time.process_time()
     row = ManifestRow(stage=unit.stage, unit=unit.key, fingerprint=unit.fingerprint,
                       status=FAILED, dump=unit.dump, lang=unit.lang,
                       inputs=[i.path for i in unit.inputs],
@@ -364,6 +365,7 @@ def execute_unit(stage: Stage, settings: Any, unit: Unit, output: str | Path,
     row.rejects_sha256 = sha256_file(rej_file)
     sink.stats["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     sink.stats["seconds"] = round((utcnow() - started).total_seconds(), 3)
+    sink.stats["cpu_seconds"] = round(time.process_time() - cpu0, 3)    # this unit's, threads included
     row.stats = json.dumps(sink.stats, sort_keys=True)
     row.finished_at = utcnow()
     fenced = _fenced(output, run_id)

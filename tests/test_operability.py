@@ -206,3 +206,24 @@ def test_installed_package_is_one_namespace():
                         else "python", "-c", code], capture_output=True, text=True, cwd="/")
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[0] == "[]"
+
+
+def test_estimate_projects_a_run_and_says_what_is_measured(demo_report, demo_corpus, tmp_path):
+    r = subprocess.run(curate_cmd() + ["estimate", "--from-run", str(demo_report), "--dumps", "90"],
+                       capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    text = r.stdout
+    for stage in ("extract", "langid", "dedup", "quality", "remix", "tokenize"):
+        assert any(line.startswith(stage) for line in text.splitlines()), stage
+    assert "270,000,000,000 records" in text and "core-hours" in text
+    assert "dumps of 3,000,000,000 pages reach it" in text and "DeepSeek LLM Table 1" in text
+    assert "Measured:" in text and "Extrapolated:" in text
+    from curate.pipeline.estimate import measure
+    m = measure(demo_report)
+    assert m.records == 220 and m.tokens > 0
+    assert all(c.cpu_s > 0 for c in m.stages if c.stage in ("extract", "langid", "quality"))
+    dedup = next(c for c in m.stages if c.stage == "dedup")
+    assert dedup.prepare_cpu_s > 0                       # its global step is measured too
+    bad = subprocess.run(curate_cmd() + ["estimate", "--from-run", str(demo_report)], capture_output=True,
+                         text=True, cwd=REPO)
+    assert bad.returncode == 2 and "--pages" in bad.stderr
