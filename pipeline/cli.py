@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="make the demo corpus and run the pipeline on it")
     demo.add_argument("--output", default="curate-demo", help="folder for the corpus and the run")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--scale", type=int, default=1, help="N times the pages and files per dump")
     demo.add_argument("--address", help="Ray cluster address")
     demo.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                       help="write OUT/run/report/index.html at the end (default: yes)")
@@ -203,7 +204,9 @@ def cmd_demo(args) -> int:
 
     out = Path(args.output)
     corpus = out / "corpus"
-    info = make_demo_corpus(corpus, seed=args.seed)
+    if args.scale < 1:
+        raise ConfigError(f"--scale: at least 1, got {args.scale}")
+    info = make_demo_corpus(corpus, seed=args.seed, scale=args.scale)
     print(f"demo corpus: {info['files']} WARC files, {info['pages']} pages in "
           f"{len(info['dumps'])} dumps under {corpus}", flush=True)
     cfg = load_config(None, {"input": str(corpus), "output": str(out / "run")})

@@ -308,8 +308,11 @@ class WarcWriter:
 
 
 def make_demo_corpus(out_dir: str | Path, seed: int = 0, pages_per_dump: int = 60,
-                     files_per_dump: int = 2) -> dict:
-    """Write the demo crawl under out_dir/<dump>/*.warc.gz; returns what it wrote."""
+                     files_per_dump: int = 2, scale: int = 1) -> dict:
+    """Write the demo crawl under out_dir/<dump>/*.warc.gz; returns what it wrote. `scale`
+    multiplies the pages and the files per dump (benchmarks use 8x and 64x)."""
+    pages_per_dump *= scale
+    files_per_dump *= scale
     out = Path(out_dir)
     rng = random.Random(seed)
     earlier: list[Page] = []
