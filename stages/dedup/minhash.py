@@ -138,3 +138,173 @@ def band_keys(sig, bands, rows):
             h ^= h >> np.uint64(33)
             out[d, j] = h
     return out
+
+
+# -- from raw text: normalisation, shingling and MinHash in compiled loops -------------------
+#
+# Python's normalisation (lower-case, punctuation to spaces by regular expression, then
+# UTF-8 encoding) cost about ten times the MinHash itself. Here the text goes in as UTF-32
+# code points and one compiled pass does what `shingles.normalise` does: per code point a
+# table lookup says whether it is a word character and gives its lower-case form (tables
+# built once per process from Python's own str.isalnum and str.lower, so the rules are
+# Python's), and the token hash is FNV-1a over the UTF-8 bytes the code point would have,
+# so signatures equal those of `signatures_from_normalised` on `shingles.normalise`'s text.
+# Character shingles (Chinese and other unspaced scripts) map each code point through
+# `shingles.char_map` (NFKC, traditional -> simplified, folds) in the same loop.
+
+F_WORD, F_LETTER, F_UNSPACED = 1, 2, 4
+N_CODEPOINTS = 0x110000
+
+
+@lru_cache(maxsize=1)
+def char_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(flags uint8, lower-case code point uint32, character-shingle map uint32) per code point."""
+    from curate.stages.dedup.shingles import char_map
+    charmap = np.arange(N_CODEPOINTS, dtype=np.uint32)
+    for cp, to in char_map().items():
+        charmap[cp] = to
+    flags = np.zeros(N_CODEPOINTS, dtype=np.uint8)
+    lower = np.arange(N_CODEPOINTS, dtype=np.uint32)
+    for cp in range(N_CODEPOINTS):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        c = chr(cp)
+        f = 0
+        if c.isalnum():
+            f |= F_WORD
+        if c.isalpha():          # the letter class of shingles.mode_for ([^\W\d_])
+            f |= F_LETTER
+        if f:
+            low = c.lower()
+            lower[cp] = ord(low[0])     # a lower-case form longer than one character keeps its first
+        flags[cp] = f
+    for lo, hi in _unspaced_ranges():
+        flags[lo:hi + 1] |= F_UNSPACED
+    return flags, lower, charmap
+
+
+def _unspaced_ranges() -> list[tuple[int, int]]:
+    from curate.stages.dedup.shingles import UNSPACED_RANGES
+    return UNSPACED_RANGES
+
+
+@numba.njit(cache=True, nogil=True)
+def _modes(cps, offsets, flags, sample):
+    """shingles.mode_for on code points: 1 (characters) when at least half the letters of
+    a document's first `sample` code points are of an unspaced script, else 0 (words)."""
+    n = len(offsets) - 1
+    out = np.zeros(n, dtype=np.int64)
+    for d in range(n):
+        unspaced = 0
+        letters = 0
+        end = min(offsets[d + 1], offsets[d] + sample)
+        for i in range(offsets[d], end):
+            f = flags[cps[i]]
+            if f & 4:
+                unspaced += 1
+            if f & 2:
+                letters += 1
+        if unspaced > 0 and 2 * unspaced >= letters:
+            out[d] = 1
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _fnv_utf8(t, c):
+    """FNV-1a (32 bit) of t over the UTF-8 bytes of code point c."""
+    if c < 0x80:
+        return np.uint32((t ^ np.uint32(c)) * np.uint32(FNV_PRIME))
+    if c < 0x800:
+        t = np.uint32((t ^ np.uint32(0xC0 | (c >> 6))) * np.uint32(FNV_PRIME))
+    elif c < 0x10000:
+        t = np.uint32((t ^ np.uint32(0xE0 | (c >> 12))) * np.uint32(FNV_PRIME))
+        t = np.uint32((t ^ np.uint32(0x80 | ((c >> 6) & 0x3F))) * np.uint32(FNV_PRIME))
+    else:
+        t = np.uint32((t ^ np.uint32(0xF0 | (c >> 18))) * np.uint32(FNV_PRIME))
+        t = np.uint32((t ^ np.uint32(0x80 | ((c >> 12) & 0x3F))) * np.uint32(FNV_PRIME))
+        t = np.uint32((t ^ np.uint32(0x80 | ((c >> 6) & 0x3F))) * np.uint32(FNV_PRIME))
+    return np.uint32((t ^ np.uint32(0x80 | (c & 0x3F))) * np.uint32(FNV_PRIME))
+
+
+@numba.njit(cache=True, nogil=True)
+def _text_signatures(cps, offsets, modes, flags, lower, charmap, ngram, a, b, sig, thash, ntok):
+    n_perm = len(a)
+    longest = 1
+    for d in range(len(modes)):
+        longest = max(longest, offsets[d + 1] - offsets[d] + 1)
+    th = np.empty(longest, dtype=np.uint32)
+    sh = np.empty(longest, dtype=np.uint32)
+    for d in range(len(modes)):
+        n = 0
+        h64 = np.uint64(14695981039346656037)       # the normalised text's hash (exact duplicates)
+        if modes[d] == 1:
+            for i in range(offsets[d], offsets[d + 1]):
+                c = charmap[cps[i]]
+                if flags[c] & 1:
+                    th[n] = _fnv_utf8(np.uint32(FNV_OFFSET), c)
+                    n += 1
+                    h64 = np.uint64((h64 ^ np.uint64(c)) * np.uint64(1099511628211))
+        else:
+            t = np.uint32(FNV_OFFSET)
+            in_tok = False
+            for i in range(offsets[d], offsets[d + 1]):
+                c = cps[i]
+                if flags[c] & 1:
+                    lc = lower[c]
+                    t = _fnv_utf8(t, lc)
+                    h64 = np.uint64((h64 ^ np.uint64(lc)) * np.uint64(1099511628211))
+                    in_tok = True
+                elif in_tok:
+                    th[n] = t
+                    n += 1
+                    t = np.uint32(FNV_OFFSET)
+                    in_tok = False
+                    h64 = np.uint64((h64 ^ np.uint64(32)) * np.uint64(1099511628211))
+            if in_tok:
+                th[n] = t
+                n += 1
+        ntok[d] = n
+        thash[d] = np.int64(h64 >> np.uint64(1))
+        if n == 0:
+            for p in range(n_perm):
+                sig[d, p] = np.uint32(0xFFFFFFFF)
+            continue
+        n_sh = n - ngram + 1 if n >= ngram else 1
+        width = ngram if n >= ngram else n
+        for s in range(n_sh):
+            h = np.uint32(FNV_OFFSET)
+            for k in range(width):
+                h = np.uint32((h ^ th[s + k]) * np.uint32(FNV_PRIME))
+            sh[s] = _fmix32(h)
+        for p in range(n_perm):
+            ap = a[p]
+            bp = b[p]
+            m = np.uint32(0xFFFFFFFF)
+            for s in range(n_sh):
+                v = np.uint32(ap * sh[s] + bp)
+                if v < m:
+                    m = v
+            sig[d, p] = m
+
+
+def _utf32(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    encoded = [t.encode("utf-32-le", "surrogatepass") for t in texts]
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum([len(e) // 4 for e in encoded], out=offsets[1:])
+    return np.frombuffer(b"".join(encoded), dtype=np.uint32), offsets
+
+
+def signatures_from_texts(texts: list[str], ngram: int, num_perm: int, seed: int):
+    """From raw texts: (signatures, modes, normalised-text hashes, token counts), equal to
+    signatures_from_normalised over shingles.normalise(text, shingles.mode_for(text))."""
+    from curate.stages.dedup.shingles import MODE_SAMPLE
+    flags, lower, charmap = char_tables()
+    a, b = permutations(num_perm, seed)
+    cps, offsets = _utf32(texts)
+    modes = _modes(cps, offsets, flags, MODE_SAMPLE)
+    n = len(texts)
+    sig = np.empty((n, num_perm), dtype=np.uint32)
+    thash = np.empty(n, dtype=np.int64)
+    ntok = np.empty(n, dtype=np.int64)
+    _text_signatures(cps, offsets, modes, flags, lower, charmap, ngram, a, b, sig, thash, ntok)
+    return sig, modes, thash, ntok

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 FNV_OFFSET = 2166136261
 FNV_PRIME = 16777619
@@ -36,17 +37,46 @@ def normalise_words(text: str) -> str:
 MATCH_FOLD = str.maketrans({"著": "着", "帐": "账", "於": "于"})
 
 
-def normalise_chars(text: str) -> str:
+@lru_cache(maxsize=1)
+def char_map() -> dict[int, int]:
+    """Code point -> code point for character shingles: NFKC where it gives one character,
+    then traditional -> simplified (OpenCC tw2s plus variants) of that character, then
+    MATCH_FOLD. Character by character, so the compiled kernel applies the same table
+    (OpenCC's phrase-level choices do not matter for matching: the folds cover them)."""
     from curate.filters.script import to_simplified_all
-    return _NON_WORD.sub("", to_simplified_all(unicodedata.normalize("NFKC", text)).translate(MATCH_FOLD))
+    out: dict[int, int] = {}
+    han = [(0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x2FA1F)]
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        c = chr(cp)
+        n = unicodedata.normalize("NFKC", c)
+        if len(n) != 1:
+            n = c
+        if any(lo <= ord(n) <= hi for lo, hi in han):
+            s = to_simplified_all(n)
+            n = s if len(s) == 1 else n
+        n = n.translate(MATCH_FOLD)
+        if n != c:
+            out[cp] = ord(n)
+    return out
 
 
-_UNSPACED = re.compile(r"[぀-ヿㇰ-ㇿ㐀-䶿一-鿿豈-﫿ｦ-ﾝ"
-                       r"฀-๿຀-໿ក-៿က-႟ༀ-࿿]")
+def normalise_chars(text: str) -> str:
+    return _NON_WORD.sub("", text.translate(char_map()))
+
+
+# Scripts written without spaces between words: kana, Han, half-width kana, Thai, Lao,
+# Khmer, Myanmar, Tibetan.
+UNSPACED_RANGES = [(0x3040, 0x30FF), (0x31F0, 0x31FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF),
+                   (0xFF66, 0xFF9D), (0x0E00, 0x0E7F), (0x0E80, 0x0EFF), (0x1780, 0x17FF), (0x1000, 0x109F),
+                   (0x0F00, 0x0FFF)]
+_UNSPACED = re.compile("[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in UNSPACED_RANGES) + "]")
+MODE_SAMPLE = 2000
 _LETTER = re.compile(r"[^\W\d_]")
 
 
-def mode_for(text: str, sample: int = 2000) -> int:
+def mode_for(text: str, sample: int = MODE_SAMPLE) -> int:
     """CHAR when most letters of the text (a sample of its start) are of a script written
     without spaces between words, else WORD."""
     head = text[:sample]

@@ -23,7 +23,7 @@ from curate.manifests.atomic import write_table_atomic
 WORK = "_work/dedup"
 EXACT_BAND = 65535                     # the band number of exact-text keys
 BAND_ROW_GROUP = 65_536                # rows per row group of a band file: the read granularity
-SIGNATURES_VERSION = "4"             # 4: shingling by script; tw2s + variants for Chinese
+SIGNATURES_VERSION = "5"             # 4: shingling by script, tw2s + variants; 5: compiled normalisation
 
 
 def _hash64(text: str) -> int:
@@ -62,8 +62,7 @@ def band_path(out: Path, unit_key: str) -> Path:
 
 def compute_signatures(output: str, unit, s) -> dict:
     """Signatures and band keys of one input shard; skips a shard already stored."""
-    from curate.stages.dedup.minhash import band_keys, signatures_from_normalised
-    from curate.stages.dedup.shingles import mode_for, normalise
+    from curate.stages.dedup.minhash import band_keys, signatures_from_texts
     out = Path(output)
     fp = signature_fingerprint(s, unit.inputs[0].fingerprint)
     sig_path = signature_path(out, unit.key)
@@ -82,11 +81,10 @@ def compute_signatures(output: str, unit, s) -> dict:
         cols.append(score_col)
     table = pq.read_table(out / unit.inputs[0].path, columns=cols)
     texts = table.column("text").to_pylist()
-    modes = [mode_for(t) for t in texts]          # by script, never by the predicted language
-    norm = [normalise(t, m) for t, m in zip(texts, modes)]
-    sig = signatures_from_normalised(norm, modes, s.ngram, s.num_perm, s.seed)
+    # normalisation (by script, never by the predicted language), shingles and MinHash in
+    # compiled loops; thash is the normalised text's 64-bit hash (exact duplicates)
+    sig, _, thash, ntok = signatures_from_texts(texts, s.ngram, s.num_perm, s.seed)
     keys = doc_keys(unit.key, table.num_rows)
-    thash = np.array([text_hash(n) for n in norm], dtype=np.int64)
     bands, rows = s.band_params()
     bkeys = band_keys(sig, bands, rows)
     if s.scope == "per_dump":           # buckets never span two dumps
@@ -102,7 +100,7 @@ def compute_signatures(output: str, unit, s) -> dict:
         all_key = np.concatenate([all_key, thash.view(np.uint64)])
     # a text with nothing left after normalisation (only symbols) has no shingles: it
     # joins no bucket, instead of sharing the empty signature with every other such text
-    has_text = np.array([bool(n) for n in norm], dtype=bool)
+    has_text = ntok > 0
     if not has_text.all():
         keep = np.isin(all_doc, keys[has_text])
         all_doc, all_band, all_key = all_doc[keep], all_band[keep], all_key[keep]
