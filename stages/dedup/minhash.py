@@ -158,7 +158,43 @@ N_CODEPOINTS = 0x110000
 
 @lru_cache(maxsize=1)
 def char_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(flags uint8, lower-case code point uint32, character-shingle map uint32) per code point."""
+    """(flags uint8, lower-case code point uint32, character-shingle map uint32) per code
+    point. Building them walks every code point (about a second), so they are kept in the
+    user cache, keyed by the Unicode and OpenCC versions that made them."""
+    import hashlib
+    import os
+    import sys
+    import unicodedata
+    from importlib.metadata import PackageNotFoundError, version
+    from curate.stages.langid.model import cache_dir
+    try:
+        occ = version("opencc")
+    except PackageNotFoundError:
+        occ = "?"
+    key = hashlib.sha256(f"{TABLES_VERSION}/{sys.version_info[:2]}/{unicodedata.unidata_version}/{occ}".encode()
+                         ).hexdigest()[:16]
+    path = cache_dir().parent / "tables" / f"char-tables-{key}.npz"
+    try:
+        with np.load(path) as z:
+            return z["flags"], z["lower"], z["charmap"]
+    except (OSError, KeyError, ValueError):
+        pass
+    tables = _build_char_tables()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, flags=tables[0], lower=tables[1], charmap=tables[2])
+        os.replace(tmp, path)
+    except OSError:                         # a read-only home: build them each time instead
+        pass
+    return tables
+
+
+TABLES_VERSION = "1"
+
+
+def _build_char_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from curate.stages.dedup.shingles import char_map
     charmap = np.arange(N_CODEPOINTS, dtype=np.uint32)
     for cp, to in char_map().items():
