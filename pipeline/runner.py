@@ -332,8 +332,12 @@ class Runner:
             note = "" if row.status == "done" else f"  {row.status.upper()}: {row.error}"
             self.log(f"[{name}] {res.ran}/{len(todo)} {unit.key}: {row.docs_in} in, {row.docs} out, "
                      f"{row.rejected} rejected ({done_in / max(elapsed, 1e-9):.0f} docs/s){note}")
-            for warning in row.stats_dict.get("warnings", []):
+            warned = row.stats_dict.get("warnings", [])
+            for warning in warned[:2]:
                 self.view.warn(f"[{name}] {unit.key}: warning: {warning}")
+            more = row.stats_dict.get("warning_count", len(warned)) - min(2, len(warned))
+            if more > 0:
+                self.view.warn(f"[{name}] {unit.key}: {more} more warnings (the unit's manifest stats keep 20)")
             self.view.stage_progress(name, res.ran, done_bytes, done_in)
         self.view.stage_end(name)
         res.seconds = time.perf_counter() - t0
