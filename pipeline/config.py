@@ -118,6 +118,7 @@ class Config:
     order: list[str] = field(default_factory=list)   # stage order; [] = the default order
     ray: RaySettings = field(default_factory=RaySettings)
     stages: dict[str, Any] = field(default_factory=dict)  # stage name -> settings dataclass
+    plugins: dict[str, str] = field(default_factory=dict)  # stage name -> "module:Class" of a user's stage
 
     def settings(self, stage: str):
         return self.stages[stage]
@@ -127,7 +128,7 @@ class Config:
             "input": self.input,
             "dump": self.dump,
             "output": self.output,
-            "order": list(self.order),
+            "order": [self.plugins.get(n, n) for n in self.order],
             "ray": dataclasses.asdict(self.ray),
             **{name: dataclasses.asdict(s) for name, s in self.stages.items()},
         }
@@ -275,8 +276,9 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> Config:
         if value is not None:
             raw[key] = value
     top = {"input", "output", "dump", "order", "ray"}
+    named = {n for n in (raw.get("order") or []) if isinstance(n, str) and ":" in n}
     for key in raw:
-        if key not in top and key not in STAGES:
+        if key not in top and key not in STAGES and not _plugin_section(key, named):
             raise ConfigError(f"unknown key '{key}'{_suggest(key, top | set(STAGES))}; "
                               f"top-level keys are {', '.join(sorted(top))} and the stage "
                               f"names {', '.join(STAGES)}")
@@ -293,6 +295,15 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> Config:
         cfg.output = _check_type("output", raw["output"], str)
         NONEMPTY.check("output", cfg.output)
     order = _check_type("order", raw.get("order") or list(DEFAULT_ORDER), list[str])
+    from curate.pipeline.registry import StageError, register
+    plugins = {}
+    for i, name in enumerate(order):
+        if ":" in name:                     # a stage of the user's own: module:Class
+            try:
+                order[i] = register(name)
+            except StageError as exc:
+                raise ConfigError(f"order: {exc}") from None
+            plugins[order[i]] = name
     for name in order:
         if name not in STAGES:
             raise ConfigError(f"order: unknown stage '{name}'{_suggest(name, STAGES)}; "
@@ -306,6 +317,7 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> Config:
             if before not in order or order.index(before) > order.index(name):
                 raise ConfigError(f"order: '{name}' needs '{before}' before it, got {order}")
     cfg.order = order
+    cfg.plugins = plugins
     cfg.ray = build_dataclass(RaySettings, "ray", raw.get("ray"))
     cfg.stages = {name: build_dataclass(stage.settings_cls, name, raw.get(name))
                   for name, stage in STAGES.items()}
@@ -326,6 +338,18 @@ def _resolve_links(cfg: Config) -> None:
         ex.prefilter_languages = list(lid.languages)
     if ex.prefilter_model_path is None:
         ex.prefilter_model_path = lid.model_path
+
+
+def _plugin_section(key: str, refs: set[str]) -> bool:
+    """A section named after a user's stage (its `name`), given by reference in the order."""
+    from curate.pipeline.registry import StageError, register
+    for ref in refs:
+        try:
+            if register(ref) == key:
+                return True
+        except StageError:
+            continue
+    return False
 
 
 def describe_defaults() -> str:

@@ -133,12 +133,12 @@ def ensure_ray(config: Config, address: str | None = None) -> None:
 
 
 def _remote_unit(stage_name: str, settings, unit: Unit, output: str, run_id: str, board=None) -> ManifestRow:
-    from curate.pipeline.registry import STAGES as registry
+    from curate.pipeline.registry import resolve
     progress = None
     if board is not None:
         def progress(done_bytes: int, docs: int) -> None:
             board.update.remote(unit.key, done_bytes, docs)     # fire and forget
-    return execute_unit(registry[stage_name], settings, unit, output, run_id=run_id, progress=progress)
+    return execute_unit(resolve(stage_name), settings, unit, output, run_id=run_id, progress=progress)
 
 
 def _measured(fn, *args):
@@ -296,7 +296,8 @@ class Runner:
             num_cpus=1, max_retries=self.config.ray.max_retries, retry_exceptions=False)
         board = self._progress_board()
         sizes = {u.key: unit_input_bytes(self.output, u) for u in todo}
-        pending = {remote.remote(name, settings, u, str(self.output.resolve()), self.run_id, board): u
+        from curate.pipeline.registry import stage_ref
+        pending = {remote.remote(stage_ref(name), settings, u, str(self.output.resolve()), self.run_id, board): u
                    for u in todo}
         done_docs = done_in = done_bytes = 0
         self.view.stage_start(name, len(todo), sum(sizes.values()))

@@ -227,3 +227,51 @@ def test_estimate_projects_a_run_and_says_what_is_measured(demo_report, demo_cor
     bad = subprocess.run(curate_cmd() + ["estimate", "--from-run", str(demo_report)], capture_output=True,
                          text=True, cwd=REPO)
     assert bad.returncode == 2 and "--pages" in bad.stderr
+
+
+# -- a stage of the user's own: order entry test_operability:MinCharsStage -----------------
+
+from curate.pipeline.config import setting as _setting                     # noqa: E402
+from curate.pipeline.stage import Stage as _Stage, plan_one_to_one as _plan  # noqa: E402
+
+
+@dataclass
+class MinCharsSettings:
+    min_chars: int = _setting(500, "documents shorter than this are rejected")
+
+
+class MinCharsStage(_Stage):
+    name = "min_chars"
+    settings_cls = MinCharsSettings
+    requires = ("extract",)
+
+    def plan(self, ctx):
+        return _plan(self, ctx)
+
+    def process(self, unit, s, sink):
+        import pyarrow.parquet as pq
+        table = pq.read_table(sink.output / unit.inputs[0].path)
+        sink.set_schema(table.schema)
+        sink.count_in(table.num_rows)
+        keep = [i for i, n in enumerate(table.column("n_chars").to_pylist()) if n >= s.min_chars]
+        for i in sorted(set(range(table.num_rows)) - set(keep)):
+            row = table.slice(i, 1).to_pylist()[0]
+            sink.reject("min_chars:too_short", f"n_chars={row['n_chars']} < {s.min_chars}", row["id"],
+                        row["dump"], row["url"])
+        import pyarrow as pa
+        sink.add_docs(table.take(pa.array(keep, pa.int64())))
+
+
+def test_custom_stage_from_a_module_runs_in_the_order(ray_address, demo_corpus, tmp_path):
+    out = tmp_path / "out"
+    res = run_stages(ray_address, demo_corpus, out, order=["extract", "test_operability:MinCharsStage"],
+                     min_chars={"min_chars": 800})
+    assert [s.stage for s in res.stages] == ["extract", "min_chars"] and not res.failed
+    kept, rejects = read_shards(out, "min_chars"), read_shards(out, "min_chars", "rejects")
+    assert kept and rejects and all(d["n_chars"] >= 800 for d in kept)
+    assert {r["reason"] for r in rejects} == {"min_chars:too_short"}
+    saved = json.loads((out / "run-config.json").read_text())
+    assert saved["order"] == ["extract", "test_operability:MinCharsStage"]
+    status = subprocess.run(curate_cmd() + ["status", "--output", str(out)], capture_output=True, text=True,
+                            cwd=REPO, env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parent)})
+    assert status.returncode == 0 and "min_chars" in status.stdout, status.stderr
