@@ -12,6 +12,7 @@ import difflib
 import json
 import math
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -286,6 +287,7 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> Config:
     if "input" in raw:
         cfg.input = _check_type("input", raw["input"], str | None)
         NONEMPTY.check("input", cfg.input)
+        _local_path("input", cfg.input)
     if "dump" in raw:
         cfg.dump = _check_type("dump", raw["dump"], str | None)
         Domain(nonempty=True).check("dump", cfg.dump)
@@ -294,6 +296,7 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> Config:
     if "output" in raw:
         cfg.output = _check_type("output", raw["output"], str)
         NONEMPTY.check("output", cfg.output)
+        _local_path("output", cfg.output)
     order = _check_type("order", raw.get("order") or list(DEFAULT_ORDER), list[str])
     from curate.pipeline.registry import StageError, register
     plugins = {}
@@ -338,6 +341,16 @@ def _resolve_links(cfg: Config) -> None:
         ex.prefilter_languages = list(lid.languages)
     if ex.prefilter_model_path is None:
         ex.prefilter_model_path = lid.model_path
+
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+
+
+def _local_path(key: str, value: str | None) -> None:
+    """Object storage is not supported yet: say so, instead of writing to ./s3:/bucket."""
+    if value and _URI.match(value):
+        raise ConfigError(f"{key}: {value} is a URI; object storage (s3://, gs://, ...) is not supported yet: "
+                          "give a local path or a shared file system mounted on every node")
 
 
 def _plugin_section(key: str, refs: set[str]) -> bool:

@@ -448,3 +448,12 @@ def test_dedup_curve_equals_dedup_on_each_prefix_of_dumps(ray_address, crawl, tm
         print(f"{crawl}: first {k} dumps: curve {curve[k - 1]['removed']} of {curve[k - 1]['docs']}, "
               f"dedup alone {alone} of {docs}")
         assert (curve[k - 1]["removed"], curve[k - 1]["docs"]) == (alone, docs)
+
+
+def test_object_storage_uri_is_refused_not_written_locally(tmp_path, capsys, monkeypatch, demo_corpus):
+    from curate.pipeline.cli import main
+    monkeypatch.chdir(tmp_path)
+    rc = main(["run", "--input", str(demo_corpus), "--output", "s3://bucket/out"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "object storage" in err and "s3://bucket/out" in err
+    assert not (tmp_path / "s3:").exists()
