@@ -76,7 +76,6 @@ def _token_hashes(cps, start, end, mode, out):
 
 @numba.njit(cache=True, nogil=True)
 def _signatures(cps, cp_offsets, modes, ngram, a, b, sig):
-    n_perm = len(a)
     longest = 1
     for d in range(len(modes)):
         longest = max(longest, cp_offsets[d + 1] - cp_offsets[d] + 1)
@@ -84,27 +83,35 @@ def _signatures(cps, cp_offsets, modes, ngram, a, b, sig):
     sh = np.empty(longest, dtype=np.uint32)         # its pre-mixed shingle hashes
     for d in range(len(modes)):
         n_tok = _token_hashes(cps, cp_offsets[d], cp_offsets[d + 1], modes[d], th)
-        if n_tok == 0:
-            for p in range(n_perm):
-                sig[d, p] = np.uint32(0xFFFFFFFF)
-            continue
-        n_sh = n_tok - ngram + 1 if n_tok >= ngram else 1
-        width = ngram if n_tok >= ngram else n_tok
-        for s in range(n_sh):
-            h = np.uint32(FNV_OFFSET)
-            for k in range(width):
-                h = np.uint32((h ^ th[s + k]) * np.uint32(FNV_PRIME))
-            sh[s] = _fmix32(h)
-        # permutation-outer, shingle-inner: a min-reduction the compiler vectorises
+        _minhash(th, n_tok, ngram, a, b, sh, sig[d])
+
+
+@numba.njit(cache=True, nogil=True)
+def _minhash(th, n_tok, ngram, a, b, sh, out):
+    """One document's signature from its token hashes: shingle hashes (FNV-1a over n
+    token hashes, pre-mixed), then per permutation the minimum of a*h + b."""
+    n_perm = len(a)
+    if n_tok == 0:
         for p in range(n_perm):
-            ap = a[p]
-            bp = b[p]
-            m = np.uint32(0xFFFFFFFF)
-            for s in range(n_sh):
-                v = np.uint32(ap * sh[s] + bp)
-                if v < m:
-                    m = v
-            sig[d, p] = m
+            out[p] = np.uint32(0xFFFFFFFF)
+        return
+    n_sh = n_tok - ngram + 1 if n_tok >= ngram else 1
+    width = ngram if n_tok >= ngram else n_tok
+    for s in range(n_sh):
+        h = np.uint32(FNV_OFFSET)
+        for k in range(width):
+            h = np.uint32((h ^ th[s + k]) * np.uint32(FNV_PRIME))
+        sh[s] = _fmix32(h)
+    # permutation-outer, shingle-inner: a min-reduction the compiler vectorises
+    for p in range(n_perm):
+        ap = a[p]
+        bp = b[p]
+        m = np.uint32(0xFFFFFFFF)
+        for s in range(n_sh):
+            v = np.uint32(ap * sh[s] + bp)
+            if v < m:
+                m = v
+        out[p] = m
 
 
 def signatures_from_normalised(texts: list[str], modes: list[int], ngram: int, num_perm: int,
@@ -264,7 +271,6 @@ def _fnv_utf8(t, c):
 
 @numba.njit(cache=True, nogil=True)
 def _text_signatures(cps, offsets, modes, flags, lower, charmap, ngram, a, b, sig, thash, ntok):
-    n_perm = len(a)
     longest = 1
     for d in range(len(modes)):
         longest = max(longest, offsets[d + 1] - offsets[d] + 1)
@@ -301,26 +307,7 @@ def _text_signatures(cps, offsets, modes, flags, lower, charmap, ngram, a, b, si
                 n += 1
         ntok[d] = n
         thash[d] = np.int64(h64 >> np.uint64(1))
-        if n == 0:
-            for p in range(n_perm):
-                sig[d, p] = np.uint32(0xFFFFFFFF)
-            continue
-        n_sh = n - ngram + 1 if n >= ngram else 1
-        width = ngram if n >= ngram else n
-        for s in range(n_sh):
-            h = np.uint32(FNV_OFFSET)
-            for k in range(width):
-                h = np.uint32((h ^ th[s + k]) * np.uint32(FNV_PRIME))
-            sh[s] = _fmix32(h)
-        for p in range(n_perm):
-            ap = a[p]
-            bp = b[p]
-            m = np.uint32(0xFFFFFFFF)
-            for s in range(n_sh):
-                v = np.uint32(ap * sh[s] + bp)
-                if v < m:
-                    m = v
-            sig[d, p] = m
+        _minhash(th, n, ngram, a, b, sh, sig[d])
 
 
 def _utf32(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
