@@ -335,8 +335,8 @@ def _resolve_links(cfg: Config) -> None:
     ex, lid = cfg.stages.get("extract"), cfg.stages.get("langid")
     if ex is None or lid is None:
         return
-    if ex.prefilter == "auto":
-        ex.prefilter = "on" if "langid" in cfg.order else "off"
+    if ex.prefilter is None:
+        ex.prefilter = "langid" in cfg.order
     if not ex.prefilter_languages:
         ex.prefilter_languages = list(lid.languages)
     if ex.prefilter_model_path is None:

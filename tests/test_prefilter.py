@@ -75,7 +75,9 @@ def test_prefilter_is_on_with_langid_and_off_without(tmp_path):
     from curate.pipeline.config import config_from_dict
     on = config_from_dict({"order": ["extract", "langid"]}).settings("extract")
     off = config_from_dict({"order": ["extract", "dedup"]}).settings("extract")
-    assert (on.prefilter, off.prefilter) == ("on", "off")
+    assert (on.prefilter, off.prefilter) == (True, False)
+    forced = config_from_dict({"order": ["extract", "langid"], "extract": {"prefilter": False}})
+    assert forced.settings("extract").prefilter is False
     assert on.prefilter_languages == ["en", "zh"]
     kept = config_from_dict({"order": ["extract", "langid"], "langid": {"languages": ["en", "fr"]}})
     assert kept.settings("extract").prefilter_languages == ["en", "fr"]

@@ -185,3 +185,15 @@ def test_v3_preset_trains_with_v3_layout(ray_address, tmp_path):
     assert info["preset"] == "deepseek-v3" and info["model_vocab_size"] == 129_280
     for text in EN_ZH:
         assert tok.decode(tok.encode(text, add_special_tokens=False).ids) == text
+
+
+def test_special_tokens_preset_names_the_released_layout():
+    from curate.pipeline.config import ConfigError, config_from_dict
+    t = config_from_dict({"tokenize": {"special_tokens": "deepseek-llm"}}).settings("tokenize")
+    assert t.special_layout == "released" and t.layout_tokens()[:2] == ["<｜begin▁of▁sentence｜>",
+                                                                       "<｜end▁of▁sentence｜>"]
+    assert t.layout_tokens()[2:] == list("øöúÿõ÷ûýÀùÁþü")
+    v3 = config_from_dict({"tokenize": {"special_tokens": "deepseek-v3"}}).settings("tokenize")
+    assert (v3.preset, v3.vocab_size, v3.layout_tokens()[2]) == ("deepseek-v3", 128_000, "<｜▁pad▁｜>")
+    with pytest.raises(ConfigError, match="special_tokens"):
+        config_from_dict({"tokenize": {"special_tokens": "nope"}})

@@ -53,9 +53,10 @@ class ExtractSettings:
     extractor: str = setting("trafilatura", "main-text extractor: trafilatura (best quality on the gold sets) or "
                                             "resiliparse (several times less CPU; pip install 'curate[fast]'); "
                                             "see the README's table", one_of("trafilatura", "resiliparse"))
-    prefilter: str = setting("auto", "language pre-filter before the extractor: a page confidently in a language "
-                                     "langid would drop is rejected as extract:prefilter_lang:<code> without "
-                                     "extraction; auto = on when langid is in the order", one_of("auto", "on", "off"))
+    prefilter: bool | None = setting(None, "language pre-filter before the extractor: true/false; a page confidently "
+                                           "in a language langid would drop is rejected as "
+                                           "extract:prefilter_lang:<code> without extraction; null = on when langid "
+                                           "is in the order")
     prefilter_threshold: float = setting(0.8, "fastText score the pre-filter needs to reject a page (the kept "
                                               "languages' own probability must also be under 2%)", between(0.5, 1))
     prefilter_languages: list[str] = setting([], "languages the pre-filter keeps; [] = langid.languages", NONEMPTY)
@@ -249,7 +250,7 @@ class ExtractStage(Stage):
         return units
 
     def prepare(self, s: ExtractSettings, ctx) -> None:
-        if s.prefilter == "on":                  # fetch the model once, in the driver
+        if s.prefilter:                          # fetch the model once, in the driver
             from curate.stages.langid.model import resolve_lid_model
             resolve_lid_model(s.prefilter_model_path)
 
@@ -319,7 +320,7 @@ class ExtractStage(Stage):
                     reject("extract:too_large", f"{len(resp.body)} bytes > {s.max_html_bytes}")
                     continue
                 html, charset, _ = decode_body(resp.body, resp.headers.get("content-type", ""))
-                if s.prefilter == "on":
+                if s.prefilter:
                     t0 = time.process_time()
                     verdict = judge(html, s.prefilter_languages, s.prefilter_threshold, s.prefilter_model_path)
                     prefilter_seconds += time.process_time() - t0

@@ -31,6 +31,7 @@ BOS, EOS = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
 # bytes that never occur in valid UTF-8 (0xC0, 0xC1, 0xF5-0xFF), which its BPE never saw.
 RELEASED_LLM_BYTE_TOKENS = list("øöúÿõ÷ûýÀùÁþü")
 V3_PAD = "<｜▁pad▁｜>"
+SPECIAL_PRESETS = frozenset({"released", "deepseek", "deepseek-llm", "deepseek-v3", "deepseek-llm-released"})
 PRESETS = {  # vocabulary size, model (embedding) size, context length recorded for transformers
     "deepseek-llm": {"vocab_size": 100_000, "model_vocab_size": 102_400, "model_max_length": 4096},
     "deepseek-v3": {"vocab_size": 128_000, "model_vocab_size": 129_280, "model_max_length": 131_072},
@@ -54,8 +55,10 @@ class TokenizeSettings:
                                             "EOS 1, pad 2)", one_of("curate", "released"))
     vocab_size: int = setting(0, "conventional tokens; 0 = the preset's (DeepSeek LLM 100,000; V3 128,000)",
                               at_least(0, 10_000_000))
-    special_tokens: list[str] = setting(SPECIAL_TOKENS, "added after the conventional tokens, ids "
-                                        "vocab_size .. vocab_size+14 (begin/end of sentence first)", NONEMPTY)
+    special_tokens: list[str] | str = setting(
+        SPECIAL_TOKENS, "the curate layout's tokens after the conventional ones (begin/end of sentence first); "
+                        "or a preset name: 'released' (also 'deepseek', 'deepseek-llm', 'deepseek-v3') = the released "
+                        "tokenizer's layout exactly, as special_layout: released", NONEMPTY)
     model_vocab_size: int = setting(0, "padded embedding size recorded beside the tokenizer; 0 = the preset's "
                                        "(102,400; V3 129,280)", at_least(0))
     sample_bytes: int = setting(2_000_000_000, "UTF-8 bytes of text to train on (DeepSeek: about 24 GB)",
@@ -68,6 +71,18 @@ class TokenizeSettings:
     budget_tokens: float = setting(2e12, "the token budget (DeepSeek LLM: 2T)", positive())
 
     def __post_init__(self):
+        if isinstance(self.special_tokens, str):        # a preset name instead of a list
+            name = self.special_tokens.strip().lower()
+            if name in SPECIAL_PRESETS:
+                self.special_layout = "released"
+                if name in PRESETS:
+                    self.preset = name
+                self.special_tokens = list(SPECIAL_TOKENS)
+            elif name == "curate":
+                self.special_tokens = list(SPECIAL_TOKENS)
+            else:
+                raise ValueError(f"special_tokens: a list of tokens or one of curate, "
+                                 f"{', '.join(sorted(SPECIAL_PRESETS))}; got {self.special_tokens!r}")
         preset = PRESETS.get(self.preset, PRESETS["deepseek-llm"])
         self.vocab_size = self.vocab_size or preset["vocab_size"]
         self.model_vocab_size = self.model_vocab_size or preset["model_vocab_size"]
