@@ -287,7 +287,6 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> Config:
     if "input" in raw:
         cfg.input = _check_type("input", raw["input"], str | None)
         NONEMPTY.check("input", cfg.input)
-        _local_path("input", cfg.input)
     if "dump" in raw:
         cfg.dump = _check_type("dump", raw["dump"], str | None)
         Domain(nonempty=True).check("dump", cfg.dump)
@@ -347,10 +346,11 @@ _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 
 
 def _local_path(key: str, value: str | None) -> None:
-    """Object storage is not supported yet: say so, instead of writing to ./s3:/bucket."""
+    """Output to object storage is not built yet: say so, instead of writing to ./s3:/bucket."""
     if value and _URI.match(value):
-        raise ConfigError(f"{key}: {value} is a URI; object storage (s3://, gs://, ...) is not supported yet: "
-                          "give a local path or a shared file system mounted on every node")
+        raise ConfigError(f"{key}: {value} is a URI; output to object storage (s3://, gs://, ...) is not "
+                          "supported yet (input is): give a local path or a shared file system mounted on "
+                          "every node")
 
 
 def _plugin_section(key: str, refs: set[str]) -> bool:

@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from curate.pipeline import storage
+
 PAGES_PER_DUMP = 3_000_000_000          # a Common Crawl dump: about 3 billion pages
 
 
@@ -58,7 +60,7 @@ def measure(output: Path) -> Measured:
     for r in ext:
         for p in r.inputs:
             try:
-                input_bytes += Path(p).stat().st_size
+                input_bytes += storage.size(p)
             except OSError:
                 pass
     m = Measured(records=sum(r.docs_in for r in ext), input_bytes=input_bytes,

@@ -151,12 +151,15 @@ def _measured(fn, *args):
 
 def unit_input_bytes(output: Path, unit: Unit) -> int:
     """Bytes a unit reads: its source files, or its upstream shards."""
+    from curate.pipeline import storage
     total = 0
     for ref in unit.inputs:
-        p = Path(ref.path)
-        p = p if p.is_absolute() else output / p
         try:
-            total += p.stat().st_size
+            if storage.is_uri(ref.path):
+                total += storage.size(ref.path)
+                continue
+            p = Path(ref.path)
+            total += (p if p.is_absolute() else output / p).stat().st_size
         except OSError:
             pass
     return total

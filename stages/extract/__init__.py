@@ -22,6 +22,7 @@ from curate.pipeline.config import NONEMPTY, at_least, between, one_of, positive
 from curate.pipeline.schema import DOC_SCHEMA
 from curate.pipeline.stage import InputRef, PlanContext, Stage, Unit, UnitSink, fingerprint
 from curate.manifests.manifest import printable
+from curate.pipeline import storage
 from curate.stages.extract.prefilter import judge
 from curate.stages.extract.http import BodyTooLarge, HttpError, decode_body, is_html, parse_response
 from curate.stages.extract.sources import (JSONL, PARQUET, READABLE, WET, Damage, Fields, Skip, conversion_event, input_kind,
@@ -93,12 +94,12 @@ def target_uri(value: str | None) -> str | None:
     return value
 
 
-def sample_fingerprint(path: Path, name: str, sample: int = 1 << 16) -> str:
+def sample_fingerprint(path, name: str, sample: int = 1 << 16) -> str:
     """Content fingerprint of an input file: name, size, first and last 64 KiB.
     Cheap on terabytes of WARC and independent of where the files are mounted."""
-    size = path.stat().st_size
+    size = storage.size(str(path))
     h = hashlib.sha256(f"{name}\0{size}\0".encode("utf-8", "surrogateescape"))
-    with open(path, "rb") as fh:
+    with storage.open_input(str(path)) as fh:
         h.update(fh.read(sample))
         if size > 2 * sample:
             fh.seek(size - sample)
@@ -117,28 +118,37 @@ class InputError(ValueError):
 KNOWN = "*.warc.gz, *.warc, *.warc.wet.gz, *.wet.gz, *.wet, *.jsonl, *.jsonl.gz, *.jsonl.zst or *.parquet"
 
 
-def list_inputs(input_dir: str | Path, dump: str | None = None) -> tuple[list[tuple[str, Path]], list[Path]]:
+def list_inputs(input_dir: str | Path, dump: str | None = None) -> tuple[list[tuple[str, storage.Entry]],
+                                                                          list[storage.Entry]]:
     """(dump, file) pairs in a deterministic order, and the files no reader knows (WAT,
     anything else), which the run reports. One sub-folder per dump; or, with `dump`, the
-    input folder's own files are that dump (a flat folder)."""
-    root = Path(input_dir)
-    if not root.is_dir():
-        raise InputError(f"input folder {root} does not exist or is not a folder")
+    input folder's own files are that dump (a flat folder). The folder may be local or a
+    URI (s3://bucket/crawl, gs://...)."""
+    root = str(input_dir)
+    try:
+        if not storage.is_dir(root):
+            raise InputError(f"input folder {root} does not exist or is not a folder")
+        top = storage.list_dir(root)
+    except OSError as exc:                 # a missing bucket, no credentials, no permission
+        raise InputError(f"input folder {root} cannot be read: {exc}") from None
     if dump is not None:
-        subdirs = [p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        subdirs = [e.name for e in top if e.is_dir and not e.name.startswith(".")]
         if subdirs:
             raise InputError(f"--dump {dump}: {root} holds dump folders ({', '.join(sorted(subdirs)[:5])}); "
                              "--dump is for a flat folder of files; leave it out to read one dump per folder")
-        groups = [(dump, root)]
+        groups = [(dump, top)]
     else:
-        groups = [(p.name, p) for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+        try:
+            groups = [(e.name, storage.list_dir(e.location)) for e in top if e.is_dir and not e.name.startswith(".")]
+        except OSError as exc:
+            raise InputError(f"input folder {root} cannot be read: {exc}") from None
     found, ignored = [], []
-    for name, folder in groups:
-        for f in sorted(folder.iterdir()):
+    for name, entries in groups:
+        for f in entries:
             if f.name.startswith("."):
                 continue
             kind, _ = input_kind(f.name)
-            if kind in READABLE and not f.is_dir():
+            if kind in READABLE and not f.is_dir:
                 # a known name that is not a readable file (a symlink loop, a dangling link,
                 # no permission) is planned too: its unit fails naming the file, so it is
                 # reported, never silently skipped
@@ -146,12 +156,12 @@ def list_inputs(input_dir: str | Path, dump: str | None = None) -> tuple[list[tu
             else:
                 ignored.append(f)
     if not found:
-        flat = dump is None and any(f.is_file() and input_kind(f.name)[0] for f in root.iterdir())
+        flat = dump is None and any(not f.is_dir and input_kind(f.name)[0] for f in top)
         hint = (f"; {root} holds input files directly: give --dump NAME (or `dump:` in the config) to "
                 "read it as one dump" if flat else "")
         raise InputError(f"no input files ({KNOWN}) under {root}/<dump>/ (one sub-folder per crawl "
                          f"dump, named after the dump){hint}"
-                         + (f"; not read: {', '.join(printable(p.name) for p in ignored[:5])}" if ignored else ""))
+                         + (f"; not read: {', '.join(printable(e.name) for e in ignored[:5])}" if ignored else ""))
     return found, ignored
 
 
@@ -210,13 +220,17 @@ def parse_warc_date(value: str | None) -> datetime | None:
         return None
 
 
-def input_ref(path: Path, name: str) -> InputRef:
+def input_ref(entry: storage.Entry, name: str) -> InputRef:
     """A source file and its content fingerprint; an unreadable file gets a fingerprint
     that says why (its unit then fails with the error, and is retried on every run)."""
-    try:
-        where = str(path.resolve())
-    except (OSError, RuntimeError):         # a symlink loop cannot be resolved
-        where = str(path.absolute())
+    path = entry.location
+    if storage.is_uri(path):
+        where = path
+    else:
+        try:
+            where = str(Path(path).resolve())
+        except (OSError, RuntimeError):     # a symlink loop cannot be resolved
+            where = str(Path(path).absolute())
     try:
         return InputRef(where, sample_fingerprint(path, name))
     except OSError as exc:
@@ -235,7 +249,7 @@ class ExtractStage(Stage):
             raise InputError("no input folder: give --input DIR or `input:` in the config")
         settings = ctx.config.settings(self.name)
         found, _ = list_inputs(ctx.config.input, ctx.config.dump)
-        stems = Counter((dump, unit_stem(p.name)) for dump, p in found)
+        stems = Counter((dump, unit_stem(e.name)) for dump, e in found)
         units = []
         for dump, path in found:
             # example.warc and example.warc.gz side by side: both keep their full names
@@ -261,8 +275,8 @@ class ExtractStage(Stage):
             _, ignored = list_inputs(config.input, config.dump)
         except InputError:
             return []
-        root = Path(config.input)
-        return [printable(str(p.relative_to(root))) for p in ignored]
+        root = str(config.input).rstrip("/") + "/"
+        return [printable(e.location[len(root):] if e.location.startswith(root) else e.name) for e in ignored]
 
     def process(self, unit: Unit, s: ExtractSettings, sink: UnitSink) -> None:
         sink.set_schema(DOC_SCHEMA)
@@ -274,7 +288,7 @@ class ExtractStage(Stage):
         records = Counter()
         rows: list[dict] = []
         extract_seconds = prefilter_seconds = 0.0
-        with open(path, "rb") as fh:
+        with storage.open_input(path) as fh:
             for ev in read_warc(fh):
                 sink.report_progress(fh.tell())        # compressed bytes read so far
                 if isinstance(ev, WarcDamage):
@@ -379,7 +393,7 @@ class ExtractStage(Stage):
         source_file = printable(f"{unit.dump}/{Path(path).name}")
         sep = "@" if kind == WET else "#"
         if kind == WET:
-            fh = open(path, "rb")
+            fh = storage.open_input(path)
             events = read_wet(fh, path.endswith(".gz"))
         else:
             fh = None

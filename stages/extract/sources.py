@@ -178,8 +178,8 @@ class Fields:
 
 
 def _lines(path: str, compression: str | None) -> Iterator[bytes]:
-    import pyarrow as pa
-    with pa.input_stream(path, compression=compression) as stream:
+    from curate.pipeline import storage
+    with storage.open_stream(path, compression=compression) as stream:
         rest = b""
         while True:
             block = stream.read(CHUNK)
@@ -233,8 +233,9 @@ def read_jsonl(path: str, f: Fields) -> Iterator[Event]:
 def read_parquet(path: str, f: Fields) -> Iterator[Event]:
     """One document per row; `offset` is the row number (0-based)."""
     import pyarrow.parquet as pq
+    from curate.pipeline import storage
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(storage.open_input(path))
     except Exception as exc:
         yield Damage(0, f"not a readable Parquet file: {str(exc)[:200]}")
         return
