@@ -101,6 +101,9 @@ class C4Filter:
             "c4_curly_bracket": float(curly),
         }
 
+    def thresholds(self) -> dict[str, list[float]]:
+        return {"c4_sentences": [self.min_sentences]}
+
     def verdict(self, s: dict[str, float]) -> tuple[str, str] | None:
         if self.filter_lorem_ipsum and s["c4_lorem_ipsum"]:
             return "c4:lorem_ipsum", "contains 'lorem ipsum'"

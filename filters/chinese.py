@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from curate.filters.gopher import fail, repetition_signal_names, repetition_signals, repetition_verdict
+from curate.filters.gopher import (fail, repetition_signal_names, repetition_signals, repetition_thresholds,
+                                   repetition_verdict)
 from curate.filters.text import TextView
 
 # FineWeb-2 cmn_Hani stop words (simplified and traditional forms as published).
@@ -55,6 +56,12 @@ class ChineseQualityFilter:
             "zh_stop_words": sum(u in self.stop_words for u in units) + doc.text.count("·"),
         }
 
+    def thresholds(self) -> dict[str, list[float]]:
+        return {"zh_han_chars": [self.min_chars, self.max_chars], "zh_han_ratio": [self.min_han_ratio],
+                "zh_alpha_units_ratio": [self.min_alpha_units_ratio],
+                "zh_line_punct_ratio": [self.min_line_punct_ratio], "zh_newline_ratio": [self.max_newline_ratio],
+                "zh_stop_words": [self.min_stop_words]}
+
     def verdict(self, s: dict[str, float]) -> tuple[str, str] | None:
         n = self.name
         if s["zh_han_chars"] < self.min_chars:
@@ -90,6 +97,9 @@ class ChineseRepetitionFilter:
 
     def signal_names(self) -> list[str]:
         return repetition_signal_names("zh_rep", self)
+
+    def thresholds(self) -> dict[str, list[float]]:
+        return repetition_thresholds("zh_rep", self)
 
     def signals(self, doc: TextView) -> dict[str, float]:
         return repetition_signals("zh_rep", doc.lines, doc.paragraphs, doc.cjk_units,

@@ -55,6 +55,11 @@ class FineWebFilter:
             "fineweb_newline_ratio": doc.text.count("\n") / words if words else 0.0,
         }
 
+    def thresholds(self) -> dict[str, list[float]]:
+        return {"fineweb_line_punct_ratio": [self.min_line_punct_ratio],
+                "fineweb_short_line_ratio": [self.max_short_line_ratio],
+                "fineweb_char_dup_ratio": [self.max_char_dup_ratio], "fineweb_newline_ratio": [self.max_newline_ratio]}
+
     def verdict(self, s: dict[str, float]) -> tuple[str, str] | None:
         if s["fineweb_line_punct_ratio"] <= self.min_line_punct_ratio:
             return fail(self.name, "line_punct_ratio", s["fineweb_line_punct_ratio"], "<=", self.min_line_punct_ratio)

@@ -70,6 +70,17 @@ class GopherQualityFilter:
             "gopher_stop_words": len(self.stop_words.intersection(doc.norm_words)),
         }
 
+    def thresholds(self) -> dict[str, list[float]]:
+        """Signal -> the limits its rules compare it with (the report draws them)."""
+        return {"gopher_word_count": [self.min_words, self.max_words],
+                "gopher_mean_word_length": [self.min_mean_word_length, self.max_mean_word_length],
+                "gopher_hash_word_ratio": [self.max_symbol_word_ratio],
+                "gopher_ellipsis_word_ratio": [self.max_symbol_word_ratio],
+                "gopher_bullet_lines_ratio": [self.max_bullet_lines_ratio],
+                "gopher_ellipsis_lines_ratio": [self.max_ellipsis_lines_ratio],
+                "gopher_alpha_words_ratio": [self.min_alpha_words_ratio],
+                "gopher_stop_words": [self.min_stop_words]}
+
     def verdict(self, s: dict[str, float]) -> tuple[str, str] | None:
         n = self.name
         if s["gopher_word_count"] < self.min_words:
@@ -122,6 +133,15 @@ def repetition_signal_names(prefix: str, f) -> list[str]:
             + [f"{prefix}_dup_{n}gram_char_frac" for n in f.dup_ngram_max])
 
 
+def repetition_thresholds(prefix: str, f) -> dict[str, list[float]]:
+    out = {f"{prefix}_dup_line_frac": [f.max_dup_line_frac], f"{prefix}_dup_para_frac": [f.max_dup_para_frac],
+           f"{prefix}_dup_line_char_frac": [f.max_dup_line_char_frac],
+           f"{prefix}_dup_para_char_frac": [f.max_dup_para_char_frac]}
+    out.update({f"{prefix}_top_{n}gram_char_frac": [v] for n, v in f.top_ngram_max.items()})
+    out.update({f"{prefix}_dup_{n}gram_char_frac": [v] for n, v in f.dup_ngram_max.items()})
+    return out
+
+
 def repetition_verdict(name: str, prefix: str, s: dict[str, float], f) -> tuple[str, str] | None:
     for rule, limit in (("dup_line_frac", f.max_dup_line_frac), ("dup_para_frac", f.max_dup_para_frac),
                         ("dup_line_char_frac", f.max_dup_line_char_frac),
@@ -160,6 +180,9 @@ class GopherRepetitionFilter:
 
     def signal_names(self) -> list[str]:
         return repetition_signal_names("gopher_rep", self)
+
+    def thresholds(self) -> dict[str, list[float]]:
+        return repetition_thresholds("gopher_rep", self)
 
     def signals(self, doc: TextView) -> dict[str, float]:
         return repetition_signals("gopher_rep", doc.lines, doc.paragraphs, doc.norm_words,

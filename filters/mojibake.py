@@ -129,6 +129,12 @@ class MojibakeFilter:
                 "mojibake_replacement_ratio": text.count("\ufffd") / n,
                 "mojibake_latin_bad_per_1k": 1000 * bad / n}
 
+    def thresholds(self) -> dict[str, list[float]]:
+        return {"mojibake_rare_han_ratio": [self.max_rare_han_ratio],
+                "mojibake_lost_byte_runs": [self.max_lost_byte_runs],
+                "mojibake_replacement_ratio": [self.max_replacement_ratio],
+                "mojibake_latin_bad_per_1k": [self.max_latin_bad_per_1k]}
+
     def verdict(self, s: dict[str, float]) -> tuple[str, str] | None:
         for key, limit in (("mojibake_rare_han_ratio", self.max_rare_han_ratio),
                            ("mojibake_lost_byte_runs", self.max_lost_byte_runs),

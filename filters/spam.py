@@ -57,6 +57,9 @@ class ChineseSpamFilter:
         hits = len(self._pattern.findall(doc.text.lower()))
         return {"zh_spam_terms_per_1k": 1000 * hits / han}
 
+    def thresholds(self) -> dict[str, list[float]]:
+        return {"zh_spam_terms_per_1k": [self.max_terms_per_1k]}
+
     def verdict(self, s: dict[str, float]) -> tuple[str, str] | None:
         if s["zh_spam_terms_per_1k"] > self.max_terms_per_1k:
             return "zh_spam:term_density", f"terms_per_1k={s['zh_spam_terms_per_1k']:.3g} > {self.max_terms_per_1k:g}"

@@ -317,12 +317,16 @@ class Report:
             nums = [float(v) for v in vals if isinstance(v, (int, float))]
             if len(nums) < 3 or min(nums) == max(nums):
                 continue
-            limit = thresholds.get(c)
+            limits = thresholds.get(c, [])
             rows += [(c, v) for v in nums]
             fig, ax = _fig(c, 3.6, 2.3)
             ax.hist(nums, bins=30, color="#2457c5", alpha=0.85, label="kept")
-            if limit is not None:
-                ax.axvline(limit, color="#c62828", linestyle="--", label=f"threshold {limit:g}")
+            lo, hi = min(nums), max(nums)
+            span = (hi - lo) or 1.0
+            for limit in limits:
+                # a limit far outside the data (max 100,000 words) would flatten the plot: leave it out
+                if lo - 20 * span <= limit <= hi + 20 * span:
+                    ax.axvline(limit, color="#c62828", linestyle="--", label=f"threshold {limit:g}")
             ax.legend(fontsize=6)
             ax.tick_params(labelsize=7)
             figs.append(f"<div class='fig'>{_svg(fig)}</div>")
@@ -332,9 +336,20 @@ class Report:
         return ("<p class='muted'>Documents the quality stage kept; the dashed line is the rule's threshold "
                 "(rejected documents' values are under Reject reasons).</p><div class='grid'>" + "".join(figs) + "</div>")
 
-    def _thresholds(self) -> dict[str, float]:
-        """Signal column -> threshold, read from the rejects' details ("rule=value op limit")."""
-        out = {}
+    def _thresholds(self) -> dict[str, list[float]]:
+        """Signal column -> its rules' limits: from the filters as configured for the run
+        (`thresholds()`), else read from the rejects' details ("rule=value op limit")."""
+        out: dict[str, list[float]] = {}
+        try:
+            from curate.pipeline.config import build_dataclass
+            from curate.stages.quality import QualitySettings
+            q = build_dataclass(QualitySettings, "quality", self.config.get("quality"))
+            per_lang, default = q.build()
+            for f in [f for fs in per_lang.values() for f in fs] + default:
+                for sig, limits in (f.thresholds() if hasattr(f, "thresholds") else {}).items():
+                    out.setdefault(sig, [float(x) for x in limits])
+        except Exception:           # a config this build cannot read: fall back to the details
+            pass
         for reason, detail in self.q("SELECT reason, any_value(detail) FROM rejects WHERE stage = 'quality' GROUP BY ALL"):
             m = _DETAIL.match(detail or "")
             if not m:
@@ -342,7 +357,7 @@ class Report:
             rule = m.group(1)
             for c in self._columns("docs_quality"):
                 if c.endswith(rule) or c.endswith(rule + "_ratio") or c.endswith(rule + "_frac"):
-                    out.setdefault(c, float(m.group(4)))
+                    out.setdefault(c, [float(m.group(4))])
         return out
 
     def samples(self) -> str:

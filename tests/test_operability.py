@@ -118,6 +118,8 @@ def test_report_renders_in_a_real_browser(demo_report, tmp_path):
     for key, _ in SECTIONS:
         assert f'id="{key}"' in dom.stdout or f"id='{key}'" in dom.stdout, key
     assert dom.stdout.count("<svg") >= 8
+    signals = dom.stdout.split('id="signals"')[1] if 'id="signals"' in dom.stdout else dom.stdout.split("id='signals'")[1]
+    assert signals.count("threshold") >= 10          # the rules' limits drawn on the signal histograms
     assert "could not be drawn" not in dom.stdout
     r = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1300,5000",
                         f"--screenshot={shot}", page.as_uri()], capture_output=True, text=True, timeout=120)
