@@ -12,7 +12,6 @@ import difflib
 import json
 import math
 import os
-import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -342,12 +341,10 @@ def _resolve_links(cfg: Config) -> None:
         ex.prefilter_model_path = lid.model_path
 
 
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
-
-
 def _local_path(key: str, value: str | None) -> None:
     """Output to object storage is not built yet: say so, instead of writing to ./s3:/bucket."""
-    if value and _URI.match(value):
+    from curate.pipeline.storage import is_uri
+    if value and is_uri(value):
         raise ConfigError(f"{key}: {value} is a URI; output to object storage (s3://, gs://, ...) is not "
                           "supported yet (input is): give a local path or a shared file system mounted on "
                           "every node")

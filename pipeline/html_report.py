@@ -72,7 +72,7 @@ def _fig(title: str | None = None, w: float = 7.0, h: float = 3.2):
     return fig, ax
 
 
-def _table(columns: list[str], rows: list[tuple], fmt=None) -> str:
+def _table(columns: list[str], rows: list[tuple]) -> str:
     def cell(v):
         if isinstance(v, float):
             return f"{v:,.4g}" if abs(v) < 1e6 else f"{v:,.0f}"
@@ -100,6 +100,7 @@ class Report:
         self.order = self.config.get("order") or [r[0] for r in self.con.execute(
             "SELECT DISTINCT stage FROM shards").fetchall()]
         self.stages = [s for s in self.order if f"docs_{s}" in self.views]
+        self._described: dict[str, list[str]] = {}
 
     def q(self, sql: str, params=None) -> list[tuple]:
         return self.con.execute(sql, params or []).fetchall()
@@ -164,7 +165,9 @@ class Report:
         return "".join(parts)
 
     def _columns(self, view: str) -> list[str]:
-        return [r[0] for r in self.q(f"DESCRIBE {view}")]
+        if view not in self._described:
+            self._described[view] = [r[0] for r in self.q(f"DESCRIBE {view}")]
+        return self._described[view]
 
     def rejects(self) -> str:
         rows = self.q("SELECT stage, reason, count(*) AS n FROM rejects GROUP BY ALL ORDER BY stage, n DESC")

@@ -13,7 +13,6 @@ import json
 import re
 import sys
 import time
-from typing import Callable
 
 _STAGE = re.compile(r"^\[([\w-]+)\] ?(.*)$", re.S)
 
@@ -29,9 +28,6 @@ class ProgressBoard:
 
     def snapshot(self) -> dict[str, tuple[int, int]]:
         return dict(self.units)
-
-    def clear(self) -> None:
-        self.units.clear()
 
 
 class View:
@@ -142,6 +138,3 @@ def make_view(log_format: str = "text", quiet: bool = False, stream=None) -> Vie
             pass
     return View(stream)
 
-
-def as_log(view: View) -> Callable[[str], None]:
-    return view.log

@@ -7,6 +7,7 @@ the record needs: atomic shard writes, conservation check, checksum, manifest ro
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -136,7 +137,7 @@ class ConservationError(RuntimeError):
 class UnitSink:
     """Where a stage puts one unit's results: streamed to temporary Parquet files."""
 
-    def __init__(self, output: Path, unit: Unit):
+    def __init__(self, output: Path, unit: Unit, progress=None):
         self.output = output
         self.unit = unit
         self.docs_in = 0
@@ -155,7 +156,7 @@ class UnitSink:
         self._doc_writer: pq.ParquetWriter | None = None
         self._rej_writer: pq.ParquetWriter | None = None
         self._rej_buffer: list[dict] = []
-        self._progress = None                    # callable(done_bytes, docs) from the runner, or None
+        self._progress = progress                # callable(done_bytes, docs) from the runner, or None
         self._last_progress = 0.0
         self._done_bytes = 0
 
@@ -257,6 +258,22 @@ class UnitSink:
             p.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def _collected_warnings():
+    """Warnings and WARNING log records raised while a unit runs, for its manifest row."""
+    caught: list[str] = []
+    handler = _WarningCollector(caught)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("default")
+            yield caught
+        caught += [f"{w.category.__name__}: {w.message}" for w in warned]
+    finally:
+        root.removeHandler(handler)
+
+
 class _WarningCollector(logging.Handler):
     """Library warnings logged while a unit runs, kept for its manifest row."""
 
@@ -312,17 +329,10 @@ def execute_unit(stage: Stage, settings: Any, unit: Unit, output: str | Path,
                       inputs=[i.path for i in unit.inputs],
                       code_version=f"{CURATE_VERSION}/{stage.code_version}",
                       started_at=started, worker=_worker_name())
-    sink = UnitSink(output, unit)
-    sink._progress = progress
-    caught: list[str] = []
-    handler = _WarningCollector(caught)
-    root = logging.getLogger()
-    root.addHandler(handler)
+    sink = UnitSink(output, unit, progress)
     try:
-        with warnings.catch_warnings(record=True) as warned:
-            warnings.simplefilter("default")
+        with _collected_warnings() as caught:
             stage.process(unit, settings, sink)
-        caught += [f"{w.category.__name__}: {w.message}" for w in warned]
         if sink.docs_in + sink.repeats != sink.docs + sink.rejected:
             raise ConservationError(
                 f"{unit.stage} {unit.key}: {sink.docs_in} documents in (+ {sink.repeats} repeats), but "
@@ -332,22 +342,19 @@ def execute_unit(stage: Stage, settings: Any, unit: Unit, output: str | Path,
         check_fence(output, run_id)
         sink.finish()
     except FencedError as exc:
-        root.removeHandler(handler)
         sink.abandon()
         row.error = f"not published: {exc}"
         row.finished_at = utcnow()
         return row
     except Exception as exc:
-        root.removeHandler(handler)
         sink.abandon()
-        if _disk_full(exc):
+        if disk_full(exc):
             raise
         row.error = _one_line(exc)
         row.finished_at = utcnow()
         if _fenced(output, run_id) is None:
             write_row(output, row)
         return row
-    root.removeHandler(handler)
     if caught:          # the driver logs them with the unit (workers' own logs are not shown)
         sink.stats["warnings"] = list(dict.fromkeys(caught))[:20]
         sink.stats["warning_count"] = len(caught)
@@ -384,7 +391,7 @@ def _fenced(output: Path, run_id: str | None) -> str | None:
     return None
 
 
-def _disk_full(exc: BaseException | None) -> bool:
+def disk_full(exc: BaseException | None) -> bool:
     """Is this (or what caused it) a full disk? pyarrow's write errors carry the errno only
     in their text, and Ray wraps a task's exception in its own (`.cause`)."""
     import errno
@@ -402,6 +409,3 @@ def _disk_full(exc: BaseException | None) -> bool:
 
 class DiskFullError(RuntimeError):
     """No space left where the run writes: the run stops; a rerun after freeing space finishes."""
-
-
-disk_full = _disk_full

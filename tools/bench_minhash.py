@@ -58,15 +58,21 @@ def main(argv=None) -> None:
     def row(name, secs, base):
         print(f"{name:40s} {secs:8.3f} {n / secs:9.0f} {base / secs:12.1f}x")
 
-    signatures_from_normalised(norm[:2], modes[:2], args.ngram, args.perms, 1)   # compile once
-    ds_times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
+    def best(fn, repeat):
+        """Least wall time of `repeat` calls, and the last call's result."""
+        times, out = [], None
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            out = fn()
+            times.append(time.perf_counter() - t0)
+        return min(times), out
+
+    def datasketch_sha1():
         for s in sh_bytes:
-            m = MinHash(num_perm=args.perms, seed=1)
-            m.update_batch(s)
-        ds_times.append(time.perf_counter() - t0)
-    t_ds = min(ds_times)
+            MinHash(num_perm=args.perms, seed=1).update_batch(s)
+
+    signatures_from_normalised(norm[:2], modes[:2], args.ngram, args.perms, 1)   # compile once
+    t_ds, _ = best(datasketch_sha1, 3)
     row("datasketch update_batch (SHA-1 hash)", t_ds, t_ds)
     t0 = time.perf_counter()
     ds_ours = []
@@ -77,15 +83,13 @@ def main(argv=None) -> None:
     row("datasketch update_batch (curate's H)", time.perf_counter() - t0, t_ds)
     try:
         from rensa import RMinHash
-        rs = []
-        for _ in range(5):
-            t0 = time.perf_counter()
+
+        def rensa():
             for s in shingles:
                 r = RMinHash(num_perm=args.perms, seed=1)
                 r.update(s)
                 r.digest()
-            rs.append(time.perf_counter() - t0)
-        row("rensa RMinHash (given the shingles)", min(rs), t_ds)
+        row("rensa RMinHash (given the shingles)", best(rensa, 5)[0], t_ds)
     except ImportError:
         print("rensa: not installed (pip install rensa), skipped")
     t0 = time.perf_counter()
@@ -96,12 +100,8 @@ def main(argv=None) -> None:
     from curate.stages.dedup.minhash import char_tables, signatures_from_texts
     char_tables()                                               # built once per process
     signatures_from_texts(texts[:2], args.ngram, args.perms, 1)  # compile once
-    times = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        raw_sig, _, _, _ = signatures_from_texts(texts, args.ngram, args.perms, 1)
-        times.append(time.perf_counter() - t0)
-    row("curate from raw text (compiled normalisation)", min(times), t_ds)
+    t_raw, (raw_sig, _, _, _) = best(lambda: signatures_from_texts(texts, args.ngram, args.perms, 1), 5)
+    row("curate from raw text (compiled normalisation)", t_raw, t_ds)
     print(f"  (least of 5; the same signatures as normalise + compiled: "
           f"{sum(np.array_equal(a, b) for a, b in zip(raw_sig, sig))} of {n} documents)")
     same = all(np.array_equal(a, b) for a, b in zip(ds_ours, sig))

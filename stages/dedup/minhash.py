@@ -202,7 +202,7 @@ TABLES_VERSION = "1"
 
 
 def _build_char_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from curate.stages.dedup.shingles import char_map
+    from curate.stages.dedup.shingles import UNSPACED_RANGES, char_map
     charmap = np.arange(N_CODEPOINTS, dtype=np.uint32)
     for cp, to in char_map().items():
         charmap[cp] = to
@@ -221,14 +221,9 @@ def _build_char_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             low = c.lower()
             lower[cp] = ord(low[0])     # a lower-case form longer than one character keeps its first
         flags[cp] = f
-    for lo, hi in _unspaced_ranges():
+    for lo, hi in UNSPACED_RANGES:
         flags[lo:hi + 1] |= F_UNSPACED
     return flags, lower, charmap
-
-
-def _unspaced_ranges() -> list[tuple[int, int]]:
-    from curate.stages.dedup.shingles import UNSPACED_RANGES
-    return UNSPACED_RANGES
 
 
 @numba.njit(cache=True, nogil=True)

@@ -37,10 +37,6 @@ def doc_keys(unit_key: str, n: int) -> np.ndarray:
     return np.array([_hash64(f"{unit_key}\x1f{i}") for i in range(n)], dtype=np.int64)
 
 
-def text_hash(norm: str) -> int:
-    return _hash64(norm)
-
-
 def score_column(survivor: str) -> str | None:
     return survivor.split(":", 1)[1] if survivor.startswith("column:") else None
 
