@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.manifests.atomic import write_table_atomic
+from curate.pipeline.storage import ObjectPath, list_dir, location
 
 DONE, PARTIAL, FAILED = "done", "partial", "failed"
 # Units in these states count as finished: a rerun with the same fingerprint skips them.
@@ -104,8 +105,8 @@ def unit_file_name(unit: str) -> str:
     return unit.replace("/", "__") + ".parquet"
 
 
-def manifest_dir(output: str | Path, stage: str) -> Path:
-    return Path(output) / "manifests" / stage
+def manifest_dir(output, stage: str):
+    return location(output) / "manifests" / stage
 
 
 def write_row(output: str | Path, row: ManifestRow) -> Path:
@@ -130,13 +131,17 @@ def _warn(message: str) -> None:
     print(f"curate: warning: {message}", file=sys.stderr, flush=True)
 
 
-def quarantine(part: Path, why: str, warn=_warn) -> Path:
+def quarantine(part, why: str, warn=_warn):
     """Move an unreadable manifest part aside (manifests/<stage>/.corrupt/), so that its
     unit counts as missing (a rerun redoes it) and every command keeps working."""
     dest = part.parent / CORRUPT_DIR / f"{part.name}.{utcnow().strftime('%Y%m%dT%H%M%S%f')}"
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.replace(part, dest)
+        if isinstance(part, ObjectPath):    # no rename in object storage: copy, then delete
+            dest.write_bytes(part.read_bytes())
+            part.unlink()
+        else:
+            os.replace(part, dest)
     except FileNotFoundError:           # another reader moved it first
         return dest
     warn(f"manifest part {part} is unreadable ({why}); moved to {dest}: its unit counts as "
@@ -144,7 +149,7 @@ def quarantine(part: Path, why: str, warn=_warn) -> Path:
     return dest
 
 
-def read_part(part: Path, warn=_warn) -> list[ManifestRow]:
+def read_part(part, warn=_warn) -> list[ManifestRow]:
     names = set(MANIFEST_SCHEMA.names)
     try:
         table = pq.read_table(part)
@@ -176,8 +181,8 @@ def read_rows(output: str | Path, stage: str, warn=_warn) -> dict[str, ManifestR
 
 
 def read_all_rows(output: str | Path, warn=_warn) -> list[ManifestRow]:
-    root = Path(output) / "manifests"
+    root = location(output) / "manifests"
     if not root.exists():
         return []
-    return [row for d in sorted(p for p in root.iterdir() if p.is_dir())
+    return [row for d in list_dir(str(root)) if d.is_dir
             for row in read_rows(output, d.name, warn).values()]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from curate.manifests.atomic import sha256_file
 from curate.manifests.manifest import FINISHED, ManifestRow, read_all_rows, write_row
+from curate.pipeline.storage import location
 
 DAMAGED = "damaged"         # the fingerprint a damaged unit's row gets: never equal to a plan's
 
@@ -26,13 +27,13 @@ def damage(output: str | Path, row: ManifestRow, deep: bool = False) -> str | No
     if row.status not in FINISHED or not row.path:
         return None
     for rel, size, digest in _files(row):
-        path = Path(output) / rel
+        path = location(output) / rel
         try:
             actual = path.stat().st_size
         except FileNotFoundError:
             return f"{rel} is missing"
         except OSError as exc:
-            return f"{rel} cannot be read ({exc.strerror})"
+            return f"{rel} cannot be read ({exc.strerror or exc})"
         if size is not None and actual != size:
             return f"{rel} has {actual} bytes, its manifest row says {size}"
         if deep and digest and sha256_file(path) != digest:

@@ -14,6 +14,7 @@ from dataclasses import asdict
 
 from curate.manifests.manifest import FINISHED, MANIFEST_SCHEMA, read_all_rows
 from curate.pipeline.schema import DOC_SCHEMA, REJECT_SCHEMA
+from curate.pipeline.storage import duckdb_connection, location
 
 
 def sql_str(value) -> str:
@@ -42,9 +43,10 @@ def manifest_table(output: str | Path) -> pa.Table:
 
 
 def connect(output: str | Path, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the views of one output folder."""
-    output = Path(output).resolve()
-    con = duckdb.connect(database)
+    """A DuckDB connection with the views of one output folder (local, or in object storage
+    through a registered fsspec file system)."""
+    output = location(output).resolve()
+    con = duckdb_connection(output, database)
     shards = manifest_table(output)
     con.register("_manifest", shards)
     con.execute("CREATE OR REPLACE VIEW shards AS SELECT * FROM _manifest")
@@ -63,7 +65,7 @@ def connect(output: str | Path, database: str = ":memory:") -> duckdb.DuckDBPyCo
     return con
 
 
-def _token_views(con: duckdb.DuckDBPyConnection, output: Path) -> None:
+def _token_views(con: duckdb.DuckDBPyConnection, output) -> None:
     """token_totals (per language, dump and site) and token_budget (target vs produced,
     and the dumps needed at this yield)."""
     import json

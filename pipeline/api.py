@@ -18,6 +18,7 @@ from typing import Callable
 import pyarrow as pa
 
 from curate.pipeline.config import Config, config_from_dict, load_config
+from curate.pipeline.storage import location
 
 
 def config(path: str | Path | None = None, **sections) -> Config:
@@ -42,7 +43,7 @@ def run(cfg: Config | dict, stages: list[str] | None = None, until: str | None =
         only=stages, until=until, force=force)
     if report:
         from curate.pipeline.html_report import write_report
-        write_report(Path(cfg.output))
+        write_report(location(cfg.output))
     return result
 
 
@@ -51,7 +52,7 @@ class Output:
 
     def __init__(self, output: str | Path):
         from curate.manifests.views import connect
-        self.path = Path(output)
+        self.path = location(output)
         if not (self.path / "manifests").exists():
             raise FileNotFoundError(f"{self.path} has no manifests: run curate there first")
         self.con = connect(self.path)

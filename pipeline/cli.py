@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from curate.pipeline.config import ConfigError, config_from_dict, describe_defaults, load_config
+from curate.pipeline.storage import StorageError, location
 
 EXIT_OK, EXIT_FAILED_UNITS, EXIT_USAGE, EXIT_CONSERVATION = 0, 1, 2, 3
 
@@ -33,7 +34,7 @@ def _view(args):
     return make_view(args.log_format, args.quiet)
 
 
-def _finish(out: Path, result, view, write: bool) -> None:
+def _finish(out, result, view, write: bool) -> None:
     from curate.pipeline.report import run_summary
     view.close()
     print(run_summary(out, result), flush=True)
@@ -112,7 +113,7 @@ def _resolve_config(args, need_input: bool):
                  "dump": getattr(args, "dump", None)}
     if getattr(args, "config", None):
         return load_config(args.config, overrides)
-    out = Path(args.output or "curate-out")
+    out = location(args.output or "curate-out")
     saved = out / "run-config.json"
     if not need_input and saved.exists():
         raw = json.loads(saved.read_text())
@@ -131,7 +132,7 @@ def cmd_run(args) -> int:
                                                                   force=args.force)
     finally:
         view.close()
-    _finish(Path(cfg.output), result, view, args.report)
+    _finish(location(cfg.output), result, view, args.report)
     return EXIT_FAILED_UNITS if result.failed else EXIT_OK
 
 
@@ -141,7 +142,7 @@ def cmd_status(args) -> int:
     from curate.pipeline.runner import plan_pipeline
 
     cfg = _resolve_config(args, need_input=False)
-    print(status_table(Path(cfg.output), plan_pipeline(cfg)))
+    print(status_table(location(cfg.output), plan_pipeline(cfg)))
     for line in unread_lines([f for n in cfg.order for f in STAGES[n].unread_inputs(cfg)]):
         print(line)
     return EXIT_OK
@@ -164,7 +165,7 @@ def _format_table(columns: list[str], rows: list[tuple]) -> str:
 def cmd_query(args) -> int:
     from curate.manifests.views import connect
 
-    out = Path(args.output or "curate-out")
+    out = location(args.output or "curate-out")
     if not (out / "manifests").exists():
         raise ConfigError(f"{out} has no manifests: run `curate run --output {out}` first")
     con = connect(out)
@@ -185,7 +186,7 @@ def cmd_query(args) -> int:
 def cmd_verify(args) -> int:
     from curate.manifests.verify import verify
 
-    out = Path(args.output or "curate-out")
+    out = location(args.output or "curate-out")
     if not (out / "manifests").exists():
         raise ConfigError(f"{out} has no manifests: run `curate run --output {out}` first")
     checked, problems = verify(out, deep=args.deep)
@@ -215,7 +216,7 @@ def cmd_demo(args) -> int:
         result = Runner(cfg, address=args.address, view=view).run()
     finally:
         view.close()
-    _finish(Path(cfg.output), result, view, args.report)
+    _finish(location(cfg.output), result, view, args.report)
     return EXIT_FAILED_UNITS if result.failed else EXIT_OK
 
 
@@ -227,7 +228,7 @@ def cmd_estimate(args) -> int:
     if args.pages is None and args.dumps is None:
         raise ConfigError("estimate: give --pages N or --dumps N (the size to project to)")
     if args.from_run:
-        out = Path(args.from_run)
+        out = location(args.from_run)
         if not (out / "manifests").exists():
             raise ConfigError(f"--from-run {out}: no manifests there")
     else:
@@ -246,7 +247,7 @@ def cmd_estimate(args) -> int:
 
 def cmd_report(args) -> int:
     from curate.pipeline.html_report import write_report
-    out = Path(args.output or "curate-out")
+    out = location(args.output or "curate-out")
     if not (out / "manifests").exists():
         raise ConfigError(f"{out} has no manifests: run `curate run --output {out}` first")
     print(write_report(out))
@@ -284,7 +285,7 @@ def _dispatch(args) -> int:
             return EXIT_OK
         return {"run": cmd_run, "status": cmd_status, "query": cmd_query, "demo": cmd_demo,
                 "verify": cmd_verify, "report": cmd_report, "estimate": cmd_estimate}[args.command](args)
-    except (ConfigError, InputError, RunError, ModelError) as exc:
+    except (ConfigError, InputError, RunError, ModelError, StorageError) as exc:
         print(f"curate: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ConservationError as exc:

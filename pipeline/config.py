@@ -111,12 +111,26 @@ class RaySettings:
 
 
 @dataclass
+class StorageSettings:
+    endpoint_url: str | None = ray_field(None, "object-storage endpoint (S3-compatible stores, MinIO, a local "
+                                             "server); null = $AWS_ENDPOINT_URL or the provider's", NONEMPTY)
+    region: str | None = ray_field(None, "object-storage region; null = $AWS_REGION / the profile's", NONEMPTY)
+    profile: str | None = ray_field(None, "credentials profile (~/.aws/credentials); null = $AWS_PROFILE or "
+                                        "the default chain. Keys themselves are never read from the config",
+                                  NONEMPTY)
+    lock_lease_s: float = ray_field(120.0, "object-storage output: the driver's lock lease, renewed every third "
+                                         "of it; a killed driver's lock is taken over once it ends",
+                                  at_least(10, 86_400))
+
+
+@dataclass
 class Config:
     input: str | None = None            # folder with one sub-folder of WARC files per dump
     dump: str | None = None             # a flat input folder: its files are this dump
     output: str = "curate-out"          # everything the run writes goes under here
     order: list[str] = field(default_factory=list)   # stage order; [] = the default order
     ray: RaySettings = field(default_factory=RaySettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
     stages: dict[str, Any] = field(default_factory=dict)  # stage name -> settings dataclass
     plugins: dict[str, str] = field(default_factory=dict)  # stage name -> "module:Class" of a user's stage
 
@@ -130,6 +144,7 @@ class Config:
             "output": self.output,
             "order": [self.plugins.get(n, n) for n in self.order],
             "ray": dataclasses.asdict(self.ray),
+            "storage": dataclasses.asdict(self.storage),
             **{name: dataclasses.asdict(s) for name, s in self.stages.items()},
         }
 
@@ -275,7 +290,7 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> Config:
     for key, value in (overrides or {}).items():
         if value is not None:
             raw[key] = value
-    top = {"input", "output", "dump", "order", "ray"}
+    top = {"input", "output", "dump", "order", "ray", "storage"}
     named = {n for n in (raw.get("order") or []) if isinstance(n, str) and ":" in n}
     for key in raw:
         if key not in top and key not in STAGES and not _plugin_section(key, named):
@@ -286,6 +301,7 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> Config:
     if "input" in raw:
         cfg.input = _check_type("input", raw["input"], str | None)
         NONEMPTY.check("input", cfg.input)
+        _check_location("input", cfg.input)
     if "dump" in raw:
         cfg.dump = _check_type("dump", raw["dump"], str | None)
         Domain(nonempty=True).check("dump", cfg.dump)
@@ -294,7 +310,7 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> Config:
     if "output" in raw:
         cfg.output = _check_type("output", raw["output"], str)
         NONEMPTY.check("output", cfg.output)
-        _local_path("output", cfg.output)
+        _check_location("output", cfg.output)
     order = _check_type("order", raw.get("order") or list(DEFAULT_ORDER), list[str])
     from curate.pipeline.registry import StageError, register
     plugins = {}
@@ -320,6 +336,9 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> Config:
     cfg.order = order
     cfg.plugins = plugins
     cfg.ray = build_dataclass(RaySettings, "ray", raw.get("ray"))
+    cfg.storage = build_dataclass(StorageSettings, "storage", raw.get("storage"))
+    from curate.pipeline.storage import configure
+    configure(cfg.storage.endpoint_url, cfg.storage.region, cfg.storage.profile)
     cfg.stages = {name: build_dataclass(stage.settings_cls, name, raw.get(name))
                   for name, stage in STAGES.items()}
     _resolve_links(cfg)
@@ -341,13 +360,23 @@ def _resolve_links(cfg: Config) -> None:
         ex.prefilter_model_path = lid.model_path
 
 
-def _local_path(key: str, value: str | None) -> None:
-    """Output to object storage is not built yet: say so, instead of writing to ./s3:/bucket."""
+def _check_location(key: str, value: str | None) -> None:
+    """A local path, or a URI of a scheme pyarrow knows with a bucket (or host) in it:
+    never a silent local folder named ./s3:/bucket."""
     from curate.pipeline.storage import is_uri
-    if value and is_uri(value):
-        raise ConfigError(f"{key}: {value} is a URI; output to object storage (s3://, gs://, ...) is not "
-                          "supported yet (input is): give a local path or a shared file system mounted on "
-                          "every node")
+    if not value or not is_uri(value):
+        return
+    scheme, rest = value.split("://", 1)
+    if scheme.lower() == "file":
+        return
+    if not rest.split("/", 1)[0]:
+        raise ConfigError(f"{key}: {value} names no bucket (give {scheme}://BUCKET/PREFIX)")
+    try:
+        import pyarrow.fs as pafs
+        pafs.FileSystem.from_uri(value)
+    except Exception as exc:
+        raise ConfigError(f"{key}: {value} is not a storage location curate can use "
+                          f"({str(exc).splitlines()[0][:200]})") from None
 
 
 def _plugin_section(key: str, refs: set[str]) -> bool:
@@ -375,6 +404,9 @@ def describe_defaults() -> str:
              "ray:"]
     for f in dataclasses.fields(RaySettings):
         lines.append(f"  {f.name}: {json.dumps(getattr(cfg.ray, f.name))}  # {_doc(f)}")
+    lines.append("storage:")
+    for f in dataclasses.fields(StorageSettings):
+        lines.append(f"  {f.name}: {json.dumps(getattr(cfg.storage, f.name))}  # {_doc(f)}")
     for name, stage in STAGES.items():
         lines.append(f"{name}:")
         settings = cfg.stages[name]
@@ -395,7 +427,7 @@ def _doc(f) -> str:
 
 def _comment(cls, name: str) -> str:
     return {"input": "folder with one sub-folder of WARC files per crawl dump",
-            "output": "everything the run writes goes under here"}.get(name, "")
+            "output": "everything the run writes goes under here: a local folder or s3://BUCKET/PREFIX, ..."}.get(name, "")
 
 
 def setting(default, doc: str, domain: Domain | None = None, **kw):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from curate.pipeline.storage import location
 
 REPORT_DIR = "report"
 SAMPLES_PER_GROUP = 3
@@ -92,7 +93,7 @@ def _write(out: Path, name: str, table: pa.Table) -> None:
 class Report:
     def __init__(self, output: Path):
         from curate.manifests.views import connect
-        self.out = Path(output)
+        self.out = location(output)
         self.con = connect(self.out)
         self.views = {r[0] for r in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         cfg = self.out / "run-config.json"
@@ -427,4 +428,4 @@ class Report:
 
 def write_report(output: str | Path) -> Path:
     """Write OUT/report/index.html and the figures' Parquet files; returns the page's path."""
-    return Report(Path(output)).render()
+    return Report(location(output)).render()

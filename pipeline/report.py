@@ -11,13 +11,14 @@ from curate.manifests.manifest import FINISHED, read_rows
 from curate.manifests.verify import damage
 from curate.pipeline.runner import DONE, FAILED_STATE, MISSING, PARTIAL, STALE, RunResult, unit_state
 from curate.pipeline.stage import Unit
+from curate.pipeline.storage import duckdb_connection
 
 
 def top_reasons(output: Path, rows, n: int = 5) -> list[tuple[str, int]]:
     paths = [str(output / r.rejects_path) for r in rows if r.status in FINISHED and r.rejects_path]
     if not paths:
         return []
-    con = duckdb.connect()
+    con = duckdb_connection(output)
     return con.execute(
         "SELECT reason, count(*) AS n FROM read_parquet($paths) GROUP BY reason "
         "ORDER BY n DESC, reason LIMIT $n", {"paths": paths, "n": n}).fetchall()

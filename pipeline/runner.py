@@ -7,6 +7,7 @@ as a `failed` manifest row and the run goes on with the other units.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import fcntl
 import json
 import logging
@@ -24,6 +25,7 @@ from curate.manifests.manifest import FAILED, FINISHED, ManifestRow, printable, 
 from curate.manifests.verify import damage
 from curate.pipeline.config import Config, ConfigError
 from curate.pipeline.registry import STAGES
+from curate.pipeline.storage import ObjectPath, check_output, create_exclusive, location
 from curate.pipeline.stage import (LOCK_FILE, ConservationError, DiskFullError, PlanContext, PrepareContext, Unit,
                             disk_full, execute_unit)
 
@@ -44,7 +46,7 @@ def unit_state(unit: Unit, row: ManifestRow | None) -> str:
 def plan_pipeline(config: Config) -> dict[str, list[Unit]]:
     """Plan every stage of the order; a stage's plan uses the planned (not the recorded)
     fingerprints of the stage before it, so a change upstream shows as stale downstream."""
-    output = Path(config.output)
+    output = location(config.output)
     planned: dict[str, list[Unit]] = {}
     previous = None
     for name in config.order:
@@ -86,11 +88,30 @@ class RunError(RuntimeError):
 
 
 @contextlib.contextmanager
-def output_lock(output: Path):
-    """One driver per output folder. flock is released by the OS when a driver dies,
-    so a killed run never leaves a stale lock behind. Yields this run's id, written in
-    the lock file: workers check it before they publish (the fence), so a killed run's
-    in-flight task cannot publish under the run that took the folder over."""
+def output_lock(output, lease_s: float = 120.0):
+    """One driver per output. Yields this run's id, written in the lock: workers check it
+    before they publish (the fence), so a killed run's in-flight task cannot publish under
+    the run that took the output over."""
+    if isinstance(output, ObjectPath):
+        with _object_lock(output, lease_s) as run_id:
+            yield run_id
+        return
+    with _file_lock(output) as run_id:
+        yield run_id
+
+
+def _lock_text(run_id: str, since: str, lease_s: float | None = None) -> str:
+    text = f"{run_id} pid {os.getpid()} on {socket.gethostname()} since {since}"
+    if lease_s is not None:
+        until = datetime.datetime.fromtimestamp(time.time() + lease_s, datetime.timezone.utc)
+        text += f" lease_until {until.isoformat(timespec='seconds')}"
+    return text + "\n"
+
+
+@contextlib.contextmanager
+def _file_lock(output: Path):
+    """flock is released by the OS when a driver dies, so a killed run never leaves a
+    stale lock behind."""
     output.mkdir(parents=True, exist_ok=True)
     fh = open(output / LOCK_FILE, "a+")
     try:
@@ -104,8 +125,7 @@ def output_lock(output: Path):
     run_id = uuid.uuid4().hex
     fh.seek(0)
     fh.truncate()
-    fh.write(f"{run_id} pid {os.getpid()} on {socket.gethostname()} since "
-             f"{utcnow().isoformat(timespec='seconds')}\n")
+    fh.write(_lock_text(run_id, utcnow().isoformat(timespec="seconds")))
     fh.flush()
     os.fsync(fh.fileno())
     try:
@@ -113,6 +133,67 @@ def output_lock(output: Path):
     finally:
         fcntl.flock(fh, fcntl.LOCK_UN)
         fh.close()
+
+
+def _lease_end(holder: str) -> float | None:
+    parts = holder.split()
+    if "lease_until" in parts[:-1]:
+        try:
+            return datetime.datetime.fromisoformat(parts[parts.index("lease_until") + 1]).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+@contextlib.contextmanager
+def _object_lock(output: ObjectPath, lease_s: float):
+    """A lock object holding the run id and a lease end, renewed by the driver every third
+    of the lease. Taken with a conditional write (If-None-Match, S3 and stores like it),
+    so two drivers cannot both create it; a store without conditional writes gets
+    write-then-read-back, which narrows the race to the read-back delay (documented). A
+    driver that dies leaves a lock whose lease ends: the next run takes it over then."""
+    import threading
+    lock = output / LOCK_FILE
+    run_id = uuid.uuid4().hex
+    since = utcnow().isoformat(timespec="seconds")
+    for _ in range(3):
+        made = create_exclusive(lock, _lock_text(run_id, since, lease_s).encode())
+        if made:
+            break
+        try:
+            holder = lock.read_text().strip()
+        except FileNotFoundError:
+            continue                                # released meanwhile: try again
+        end = _lease_end(holder)
+        if holder and (end is None or end > time.time()):
+            raise RunError(f"{output} is in use by another curate run ({holder}); wait for it (a killed "
+                           f"run's lease ends at the time shown) or use another --output")
+        if made is None:                            # no conditional writes: write, then read back
+            lock.write_bytes(_lock_text(run_id, since, lease_s).encode())
+            time.sleep(0.5)
+            if lock.read_text().split(" ", 1)[0] == run_id:
+                break
+            continue
+        lock.unlink(missing_ok=True)                # the holder's lease ended: take over
+    else:
+        raise RunError(f"{output}: could not take the output lock ({lock}); another run is starting")
+    stop = threading.Event()
+
+    def renew():
+        while not stop.wait(lease_s / 3):
+            with contextlib.suppress(Exception):
+                if lock.read_text().split(" ", 1)[0] == run_id:
+                    lock.write_bytes(_lock_text(run_id, since, lease_s).encode())
+    keeper = threading.Thread(target=renew, name="curate-lock-lease", daemon=True)
+    keeper.start()
+    try:
+        yield run_id
+    finally:
+        stop.set()
+        keeper.join(timeout=5)
+        with contextlib.suppress(Exception):
+            if lock.read_text().split(" ", 1)[0] == run_id:
+                lock.unlink(missing_ok=True)
 
 
 def ensure_ray(config: Config, address: str | None = None) -> None:
@@ -123,6 +204,10 @@ def ensure_ray(config: Config, address: str | None = None) -> None:
     addr = address or config.ray.address or os.environ.get("RAY_ADDRESS")
     common = dict(logging_level=logging.WARNING, log_to_driver=False,
                   configure_logging=True)
+    from curate.pipeline.storage import configure
+    env = configure(config.storage.endpoint_url, config.storage.region, config.storage.profile)
+    if env:                 # the config's storage overrides reach every worker too
+        common["runtime_env"] = {"env_vars": env}
     if addr:
         ray.init(address=addr, **common)
     else:
@@ -149,17 +234,16 @@ def _measured(fn, *args):
     return out, time.process_time() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def unit_input_bytes(output: Path, unit: Unit) -> int:
+def unit_input_bytes(output, unit: Unit) -> int:
     """Bytes a unit reads: its source files, or its upstream shards."""
     from curate.pipeline import storage
     total = 0
     for ref in unit.inputs:
         try:
-            if storage.is_uri(ref.path):
+            if storage.is_uri(ref.path) or os.path.isabs(ref.path):
                 total += storage.size(ref.path)
-                continue
-            p = Path(ref.path)
-            total += (p if p.is_absolute() else output / p).stat().st_size
+            else:
+                total += (output / ref.path).stat().st_size
         except OSError:
             pass
     return total
@@ -170,7 +254,7 @@ class Runner:
                  address: str | None = None, view=None):
         from curate.pipeline.progress import View
         self.config = config
-        self.output = Path(config.output)
+        self.output = location(config.output)
         self.view = view or View()
         self.log = log or self.view.log
         self.address = address
@@ -197,7 +281,8 @@ class Runner:
         if result.unread:
             self.log(f"[plan] {len(result.unread)} input files have no reader and are not read: "
                      + ", ".join(result.unread[:10]) + (" ..." if len(result.unread) > 10 else ""))
-        with output_lock(self.output) as self.run_id:
+        check_output(self.output)       # a bad URI, credentials or bucket: before any work
+        with output_lock(self.output, self.config.storage.lock_lease_s) as self.run_id:
             write_bytes_atomic(json.dumps(self.config.to_dict(), indent=2).encode(),
                                self.output / RUN_CONFIG)
             for name in names:
@@ -307,7 +392,7 @@ class Runner:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
             if not ready:               # progress inside the units still running
-                live = ray.get(board.snapshot.remote()) if board is not None else {}
+                live = self._board_snapshot(board)
                 running = {pending[r].key for r in pending}
                 inside = sum(min(b, sizes[k]) for k, (b, _) in live.items() if k in running)
                 docs = sum(d for k, (_, d) in live.items() if k in running)
@@ -362,10 +447,25 @@ class Runner:
             import ray
             from curate.pipeline.progress import ProgressBoard
             try:
-                self._board = ray.remote(ProgressBoard).options(num_cpus=0).remote()
+                # on the driver's node: a lost worker node must not take the board with it
+                from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+                here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+                self._board = ray.remote(ProgressBoard).options(num_cpus=0, scheduling_strategy=here).remote()
             except Exception:          # progress is a nicety: never a reason to fail the run
                 self._board = False
         return self._board or None
+
+    def _board_snapshot(self, board) -> dict:
+        """What the running units reported; {} when there is no board or it was lost."""
+        if board is None or self._board is False:
+            return {}
+        import ray
+        try:
+            return ray.get(board.snapshot.remote(), timeout=10)
+        except Exception as exc:       # progress is a nicety: go on without it
+            self.log(f"[progress] live progress lost ({type(exc).__name__}); units go on")
+            self._board = False
+            return {}
 
     def _map(self, fn, arg_tuples: list[tuple]) -> list:
         """Run fn(*args) for every args as Ray tasks (retried when a worker dies); their CPU

@@ -29,6 +29,7 @@ from curate import __version__ as CURATE_VERSION
 from curate.manifests.atomic import publish, sha256_file, temp_path_for
 from curate.manifests.manifest import DONE, FAILED, PARTIAL, ManifestRow, utcnow, write_row
 from curate.pipeline.schema import REJECT_SCHEMA
+from curate.pipeline.storage import location
 
 ROW_GROUP_DOCS = 2000
 
@@ -66,7 +67,7 @@ def fingerprint(stage: "Stage", settings: Any, inputs: Iterable[InputRef]) -> st
 @dataclass
 class PlanContext:
     config: Any                                 # pipeline.config.Config
-    output: Path
+    output: Any                                 # Path, or storage.ObjectPath
     upstream: dict[str, list[Unit]] = field(default_factory=dict)   # planned units by stage
     previous: str | None = None                 # the stage before this one in the order
 
@@ -106,7 +107,7 @@ class Stage:
 
 @dataclass
 class PrepareContext:
-    output: Path
+    output: Any                                 # Path, or storage.ObjectPath
     units: list["Unit"]                         # every planned unit of the stage
     map: Any                                    # map(fn, [args, ...]) -> [result, ...], in parallel
     log: Any
@@ -135,10 +136,11 @@ class ConservationError(RuntimeError):
 
 
 class UnitSink:
-    """Where a stage puts one unit's results: streamed to temporary Parquet files."""
+    """Where a stage puts one unit's results: streamed to temporary Parquet files (beside
+    their final place, or on the local disk when the output is in object storage)."""
 
-    def __init__(self, output: Path, unit: Unit, progress=None):
-        self.output = output
+    def __init__(self, output, unit: Unit, progress=None):
+        self.output = output = location(output)
         self.unit = unit
         self.docs_in = 0
         self.docs = 0
@@ -159,6 +161,7 @@ class UnitSink:
         self._progress = progress                # callable(done_bytes, docs) from the runner, or None
         self._last_progress = 0.0
         self._done_bytes = 0
+        self.published: dict[str, tuple[int, str]] = {}    # relative path -> (bytes, sha256)
 
     # -- what a stage calls -------------------------------------------------------------
     def set_schema(self, schema: pa.Schema) -> None:
@@ -244,6 +247,9 @@ class UnitSink:
             pq.write_table(REJECT_SCHEMA.empty_table(), self._rej_tmp, compression="zstd")
         else:
             self._rej_writer.close()
+        # size and checksum of what is published, read from the local temporary files
+        for rel, tmp in ((self.unit.out_path, self._doc_tmp), (self.unit.rejects_path, self._rej_tmp)):
+            self.published[rel] = (tmp.stat().st_size, sha256_file(tmp))
         publish(self._doc_tmp, self._doc_path)
         publish(self._rej_tmp, self._rej_path)
 
@@ -303,12 +309,12 @@ class FencedError(RuntimeError):
     """Another run owns the output folder now: this unit's results must not be published."""
 
 
-def check_fence(output: Path, run_id: str | None) -> None:
+def check_fence(output, run_id: str | None) -> None:
     """Raise unless the run that owns the output (the id in its lock file) is `run_id`."""
     if run_id is None:
         return
     try:
-        owner = (output / LOCK_FILE).read_text().split(" ", 1)[0].strip()
+        owner = (location(output) / LOCK_FILE).read_text().split(" ", 1)[0].strip()
     except OSError:
         owner = ""
     if owner != run_id:
@@ -321,7 +327,7 @@ def execute_unit(stage: Stage, settings: Any, unit: Unit, output: str | Path,
     the error becomes a `failed` manifest row (and no shard), so the run goes on.
     With a run id, publication is fenced: if another run took the output folder over
     (this unit's driver was killed), nothing is published and no row is written."""
-    output = Path(output)
+    output = location(output)
     started = utcnow()
     cpu0 = time.process_time()
     row = ManifestRow(stage=unit.stage, unit=unit.key, fingerprint=unit.fingerprint,
@@ -358,18 +364,14 @@ def execute_unit(stage: Stage, settings: Any, unit: Unit, output: str | Path,
     if caught:          # the driver logs them with the unit (workers' own logs are not shown)
         sink.stats["warnings"] = list(dict.fromkeys(caught))[:20]
         sink.stats["warning_count"] = len(caught)
-    doc_file = output / unit.out_path
     row.status = PARTIAL if sink.damage else DONE
     row.error = "; ".join(sink.damage) or None
     row.path = unit.out_path
     row.rejects_path = unit.rejects_path
     row.docs, row.docs_in, row.rejected, row.chars = sink.docs, sink.docs_in, sink.rejected, sink.chars
     row.tokens = sink.tokens
-    row.bytes = doc_file.stat().st_size
-    row.sha256 = sha256_file(doc_file)
-    rej_file = output / unit.rejects_path
-    row.rejects_bytes = rej_file.stat().st_size
-    row.rejects_sha256 = sha256_file(rej_file)
+    row.bytes, row.sha256 = sink.published[unit.out_path]
+    row.rejects_bytes, row.rejects_sha256 = sink.published[unit.rejects_path]
     sink.stats["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     sink.stats["seconds"] = round((utcnow() - started).total_seconds(), 3)
     sink.stats["cpu_seconds"] = round(time.process_time() - cpu0, 3)    # this unit's, threads included
@@ -383,7 +385,7 @@ def execute_unit(stage: Stage, settings: Any, unit: Unit, output: str | Path,
     return row
 
 
-def _fenced(output: Path, run_id: str | None) -> str | None:
+def _fenced(output, run_id: str | None) -> str | None:
     try:
         check_fence(output, run_id)
     except FencedError as exc:

@@ -1,24 +1,32 @@
-"""Where input files are read from: local paths, or URIs (s3://, gs://, hdfs://, ...) through
-pyarrow's file systems, with credentials and endpoint from the standard sources
-(AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, profiles, GOOGLE_APPLICATION_CREDENTIALS ...),
-never printed.
+"""The one layer that touches storage: local paths, or URIs (s3://, gs://, hdfs://, ...)
+through pyarrow's file systems, with credentials and endpoint from the standard sources
+(AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, AWS_PROFILE, GOOGLE_APPLICATION_CREDENTIALS ...) or
+the config's `storage` section, never printed.
 
-Only inputs go through here for now: the crawl (WARC, WET, JSONL, Parquet) may live in
-object storage; the output must be a local path or a shared file system mounted on every
-node (object-storage output, with its lock and atomic publication, is not built yet).
+`location(x)` is how the rest of curate names a place: a local path is a `pathlib.Path`
+(nothing changes for local runs); a URI is an `ObjectPath`, which offers the part of the
+Path API curate uses (`/`, exists, stat, iterdir, glob, read_bytes, write_bytes, unlink,
+...). Object stores have no rename: `manifests.atomic` writes a temporary file on the
+local disk and uploads it whole under its final key; a shard counts only once its
+manifest row exists, on either kind of storage.
 """
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
+import tempfile
+import uuid
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
+from types import SimpleNamespace
 
 URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 
 
 class StorageError(OSError):
-    """A location cannot be read: the message names it (never the credentials)."""
+    """A location cannot be read or written: the message names it (never the credentials)."""
 
 
 def is_uri(location) -> bool:
@@ -42,6 +50,8 @@ def _split(uri: str):
     """(pyarrow file system, path inside it) of a URI; one file system per scheme and bucket."""
     scheme, rest = uri.split("://", 1)
     bucket = rest.split("/", 1)[0]
+    if not bucket:
+        raise StorageError(f"{uri}: no bucket or host after {scheme}://")
     try:
         fs = _filesystem(f"{scheme}://{bucket}")
         import pyarrow.fs as pafs
@@ -51,6 +61,342 @@ def _split(uri: str):
     return fs, path
 
 
+def _fail(uri: str, what: str, exc: Exception) -> StorageError:
+    return StorageError(f"{uri}: cannot {what} ({str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__})")
+
+
+class ObjectPath:
+    """A key (or key prefix) in object storage, with the pathlib.Path methods curate uses.
+    `os.fspath()` gives the URI, which pyarrow's readers and writers open directly;
+    `mkdir` is a no-op (prefixes need no creation)."""
+
+    def __init__(self, uri: str):
+        uri = str(uri)
+        scheme, rest = uri.split("://", 1)
+        rest = re.sub(r"/+", "/", rest).rstrip("/")
+        self.scheme = scheme.lower()
+        self.uri = f"{self.scheme}://{rest}"
+
+    # -- names ---------------------------------------------------------------------------
+    def __str__(self) -> str:
+        return self.uri
+
+    def __fspath__(self) -> str:
+        return self.uri
+
+    def __repr__(self) -> str:
+        return f"ObjectPath({self.uri!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ObjectPath) and other.uri == self.uri
+
+    def __hash__(self) -> int:
+        return hash(self.uri)
+
+    def __lt__(self, other) -> bool:
+        return self.uri < str(other)
+
+    def __truediv__(self, name) -> "ObjectPath":
+        return ObjectPath(f"{self.uri}/{str(name).lstrip('/')}")
+
+    @property
+    def name(self) -> str:
+        return self.uri.rsplit("/", 1)[-1]
+
+    @property
+    def stem(self) -> str:
+        return self.name.rsplit(".", 1)[0] if "." in self.name[1:] else self.name
+
+    @property
+    def suffix(self) -> str:
+        return "." + self.name.rsplit(".", 1)[1] if "." in self.name[1:] else ""
+
+    @property
+    def parent(self) -> "ObjectPath":
+        head = self.uri.rsplit("/", 1)[0]
+        return self if head.endswith(":/") else ObjectPath(head)
+
+    @property
+    def bucket(self) -> str:
+        return self.uri.split("://", 1)[1].split("/", 1)[0]
+
+    def with_name(self, name: str) -> "ObjectPath":
+        return self.parent / name
+
+    def resolve(self) -> "ObjectPath":
+        return self
+
+    absolute = expanduser = resolve
+
+    def relative_to(self, other) -> str:
+        base = str(other).rstrip("/") + "/"
+        if not self.uri.startswith(base):
+            raise ValueError(f"{self.uri} is not under {other}")
+        return self.uri[len(base):]
+
+    # -- the store -----------------------------------------------------------------------
+    def _fs(self):
+        return _split(self.uri)
+
+    def _info(self):
+        fs, path = self._fs()
+        try:
+            return fs.get_file_info(path)
+        except Exception as exc:
+            raise _fail(self.uri, "look it up", exc) from None
+
+    def exists(self) -> bool:
+        import pyarrow.fs as pafs
+        return self._info().type != pafs.FileType.NotFound
+
+    def is_dir(self) -> bool:
+        import pyarrow.fs as pafs
+        return self._info().type == pafs.FileType.Directory
+
+    def is_file(self) -> bool:
+        import pyarrow.fs as pafs
+        return self._info().type == pafs.FileType.File
+
+    def stat(self):
+        import pyarrow.fs as pafs
+        info = self._info()
+        if info.type == pafs.FileType.NotFound:
+            raise FileNotFoundError(2, "No such object", self.uri)
+        mtime = info.mtime_ns if info.mtime_ns is not None else 0
+        return SimpleNamespace(st_size=info.size or 0, st_mtime_ns=mtime)
+
+    def mkdir(self, parents: bool = False, exist_ok: bool = False) -> None:
+        """Object stores have no folders to make."""
+
+    def _list(self, recursive: bool):
+        import pyarrow.fs as pafs
+        fs, path = self._fs()
+        try:
+            return fs.get_file_info(pafs.FileSelector(path, recursive=recursive, allow_not_found=True))
+        except Exception as exc:
+            raise _fail(self.uri, "list it", exc) from None
+
+    def iterdir(self):
+        import pyarrow.fs as pafs
+        for info in sorted(self._list(False), key=lambda i: i.path):
+            if info.type != pafs.FileType.NotFound:
+                yield ObjectPath(f"{self.scheme}://{info.path}")
+
+    def glob(self, pattern: str):
+        """Files (and folders) whose path below this one matches the pattern ('*' does not
+        cross '/', a leading '**/' matches any depth)."""
+        import pyarrow.fs as pafs
+        deep = pattern.startswith("**/")
+        tail = pattern[3:] if deep else pattern
+        _, base = self._fs()
+        for info in sorted(self._list(deep or "/" in tail), key=lambda i: i.path):
+            rel = info.path[len(base.rstrip("/")) + 1:]
+            name = rel.rsplit("/", 1)[-1] if deep else rel
+            if fnmatch.fnmatchcase(name, tail) and ("/" in tail or deep or "/" not in rel):
+                if info.type != pafs.FileType.NotFound:
+                    yield ObjectPath(f"{self.scheme}://{info.path}")
+
+    def rglob(self, pattern: str):
+        return self.glob("**/" + pattern)
+
+    def open(self, mode: str = "rb"):
+        if mode not in ("rb", "r"):
+            raise ValueError(f"{self.uri}: object storage is opened for reading only here (mode {mode!r})")
+        fs, path = self._fs()
+        try:
+            f = fs.open_input_file(path)
+        except FileNotFoundError:
+            raise
+        except Exception as exc:
+            if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
+                raise FileNotFoundError(2, "No such object", self.uri) from None
+            raise _fail(self.uri, "open it", exc) from None
+        if mode == "r":
+            import io
+            return io.TextIOWrapper(f, encoding="utf-8")
+        return f
+
+    def read_bytes(self) -> bytes:
+        with self.open("rb") as fh:
+            return fh.read()
+
+    def read_text(self, encoding: str = "utf-8") -> str:
+        return self.read_bytes().decode(encoding)
+
+    def write_bytes(self, data: bytes) -> int:
+        """One PUT: the object appears whole or not at all."""
+        fs, path = self._fs()
+        try:
+            with fs.open_output_stream(path) as out:
+                out.write(data)
+        except Exception as exc:
+            raise _fail(self.uri, "write it", exc) from None
+        return len(data)
+
+    def write_text(self, text: str, encoding: str = "utf-8") -> int:
+        return self.write_bytes(text.encode(encoding))
+
+    def upload(self, local: Path) -> None:
+        """Copy a finished local file to this key."""
+        import pyarrow.fs as pafs
+        fs, path = self._fs()
+        try:
+            pafs.copy_files(str(local), path, source_filesystem=pafs.LocalFileSystem(),
+                            destination_filesystem=fs)
+        except Exception as exc:
+            raise _fail(self.uri, f"upload {local} to it", exc) from None
+
+    def unlink(self, missing_ok: bool = False) -> None:
+        fs, path = self._fs()
+        try:
+            fs.delete_file(path)
+        except FileNotFoundError:
+            if not missing_ok:
+                raise
+        except Exception as exc:
+            if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
+                if missing_ok:
+                    return
+                raise FileNotFoundError(2, "No such object", self.uri) from None
+            raise _fail(self.uri, "delete it", exc) from None
+
+    def rmtree(self) -> None:
+        fs, path = self._fs()
+        try:
+            fs.delete_dir_contents(path, missing_dir_ok=True)
+        except Exception as exc:
+            raise _fail(self.uri, "delete what is under it", exc) from None
+
+
+def location(where) -> Path | ObjectPath:
+    """A place to read or write: a Path for a local path, an ObjectPath for a URI."""
+    if isinstance(where, (Path, ObjectPath)):
+        return where
+    where = str(where)
+    if where.startswith("file://"):
+        return Path(where[len("file://"):])
+    return ObjectPath(where) if is_uri(where) else Path(where)
+
+
+def is_remote(where) -> bool:
+    return isinstance(location(where), ObjectPath)
+
+
+def rmtree(where) -> None:
+    """Delete a folder (or key prefix) and everything under it; absent is fine."""
+    import shutil
+    loc = location(where)
+    if isinstance(loc, ObjectPath):
+        loc.rmtree()
+    else:
+        shutil.rmtree(loc, ignore_errors=True)
+
+
+def local_copy(where, cache: Path) -> Path:
+    """A local file with the content of `where`: itself when local, else a copy in `cache`
+    named by the URI, size and modification time (so a changed object is fetched again)."""
+    loc = location(where)
+    if not isinstance(loc, ObjectPath):
+        return loc
+    import hashlib
+    import pyarrow.fs as pafs
+    st = loc.stat()
+    tag = hashlib.sha256(f"{loc.uri}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    dest = cache / f"{tag}-{loc.name}"
+    if not dest.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}")
+        fs, path = loc._fs()
+        try:
+            pafs.copy_files(path, str(tmp), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+        except Exception as exc:
+            raise _fail(loc.uri, f"download it to {tmp}", exc) from None
+        os.replace(tmp, dest)
+    return dest
+
+
+def scratch_file(name: str) -> Path:
+    """A fresh local temporary file name (for what must be written locally first: a file
+    bound for object storage, a DuckDB database)."""
+    folder = Path(tempfile.gettempdir()) / "curate-scratch"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{uuid.uuid4().hex[:12]}-{name}"
+
+
+def fsspec_filesystem(where):
+    """The fsspec file system of a URI (for DuckDB's register_filesystem and conditional
+    writes); s3:// needs s3fs (a dependency of curate), gs:// needs gcsfs."""
+    import fsspec
+    scheme = location(where).scheme
+    try:
+        return fsspec.filesystem(scheme)
+    except (ImportError, ValueError) as exc:
+        raise StorageError(f"{where}: no fsspec file system for {scheme}:// is installed "
+                           f"({str(exc)[:200]}); for gs:// install gcsfs") from None
+
+
+def create_exclusive(loc: ObjectPath, data: bytes) -> bool | None:
+    """Write an object only if it does not exist (a conditional PUT, If-None-Match: *).
+    True: written; False: it exists; None: this store or its fsspec library cannot say,
+    and the caller must fall back to write-then-read-back."""
+    try:
+        fs = fsspec_filesystem(loc)
+    except StorageError:
+        return None
+    try:
+        with fs.open(loc.uri, "xb") as fh:
+            fh.write(data)
+        return True
+    except FileExistsError:
+        return False
+    except (NotImplementedError, ValueError, TypeError):
+        return None
+    except Exception as exc:
+        raise _fail(loc.uri, "create it", exc) from None
+
+
+def configure(endpoint_url: str | None = None, region: str | None = None, profile: str | None = None) -> dict:
+    """Apply the config's storage overrides where every library looks (pyarrow, s3fs,
+    botocore read these variables); returns them, for the Ray workers' environment."""
+    env = {k: v for k, v in (("AWS_ENDPOINT_URL", endpoint_url), ("AWS_REGION", region),
+                             ("AWS_DEFAULT_REGION", region), ("AWS_PROFILE", profile)) if v}
+    if any(os.environ.get(k) != v for k, v in env.items()):
+        os.environ.update(env)
+        _filesystem.cache_clear()
+    return env
+
+
+def duckdb_connection(where, database: str = ":memory:"):
+    """A DuckDB connection that can read the location's files: object storage through a
+    registered fsspec file system (no httpfs download needed)."""
+    import duckdb
+    con = duckdb.connect(database)
+    if is_remote(where):
+        con.register_filesystem(fsspec_filesystem(where))
+    return con
+
+
+def check_output(where) -> None:
+    """Fail fast, naming the location, when an output URI cannot be used: a malformed URI,
+    an unknown scheme, missing credentials, a missing bucket."""
+    loc = location(where)
+    if not isinstance(loc, ObjectPath):
+        return
+    import pyarrow.fs as pafs
+    fs, _ = _split(loc.uri)
+    try:
+        info = fs.get_file_info(loc.bucket)
+    except Exception as exc:
+        raise _fail(loc.uri, "reach its bucket (check credentials and endpoint)", exc) from None
+    if info.type == pafs.FileType.NotFound:
+        raise StorageError(f"{loc.uri}: bucket {loc.bucket!r} does not exist (create it first)")
+    try:
+        loc.exists()
+    except StorageError as exc:
+        raise StorageError(f"{exc}; check credentials and endpoint") from None
+
+
+# -- inputs: listing and reading the crawl ---------------------------------------------------
 def join(base: str, name: str) -> str:
     return base.rstrip("/") + "/" + name if is_uri(base) else os.path.join(base, name)
 
@@ -59,23 +405,18 @@ def basename(location: str) -> str:
     return str(location).rstrip("/").rsplit("/", 1)[-1]
 
 
-def is_dir(location: str) -> bool:
-    if not is_uri(location):
-        return os.path.isdir(location)
-    import pyarrow.fs as pafs
-    fs, path = _split(location)
-    try:
-        return fs.get_file_info(path).type == pafs.FileType.Directory
-    except Exception as exc:
-        raise StorageError(f"{location}: {str(exc)[:300]}") from None
+def is_dir(where: str) -> bool:
+    if not is_uri(where):
+        return os.path.isdir(where)
+    return ObjectPath(where).is_dir()
 
 
-def list_dir(location: str) -> list[Entry]:
+def list_dir(where: str) -> list[Entry]:
     """The entries of a folder, sorted by name. A local entry that cannot be followed (a
     symlink loop, a dangling link) is listed as a file, so that reading it fails by name."""
-    if not is_uri(location):
+    if not is_uri(where):
         out = []
-        with os.scandir(location) as it:
+        with os.scandir(where) as it:
             for e in it:
                 try:
                     d = e.is_dir()
@@ -84,44 +425,32 @@ def list_dir(location: str) -> list[Entry]:
                 out.append(Entry(e.path, e.name, d))
         return sorted(out, key=lambda e: e.name)
     import pyarrow.fs as pafs
-    fs, path = _split(location)
-    try:
-        infos = fs.get_file_info(pafs.FileSelector(path, recursive=False))
-    except Exception as exc:
-        raise StorageError(f"{location}: cannot list it ({str(exc)[:300]})") from None
-    scheme = location.split("://", 1)[0]
-    return sorted((Entry(f"{scheme}://{i.path}", i.base_name, i.type == pafs.FileType.Directory) for i in infos),
-                  key=lambda e: e.name)
+    loc = ObjectPath(where)
+    infos = loc._list(False)
+    return sorted((Entry(f"{loc.scheme}://{i.path}", i.base_name, i.type == pafs.FileType.Directory)
+                   for i in infos), key=lambda e: e.name)
 
 
-def size(location: str) -> int:
-    if not is_uri(location):
-        return os.stat(location).st_size
-    fs, path = _split(location)
-    try:
-        return fs.get_file_info(path).size or 0
-    except Exception as exc:
-        raise StorageError(f"{location}: {str(exc)[:300]}") from None
+def size(where: str) -> int:
+    if not is_uri(where):
+        return os.stat(where).st_size
+    return ObjectPath(where).stat().st_size
 
 
-def open_input(location: str):
+def open_input(where: str):
     """A seekable binary file (read, seek, tell)."""
-    if not is_uri(location):
-        return open(location, "rb")
-    fs, path = _split(location)
-    try:
-        return fs.open_input_file(path)
-    except Exception as exc:
-        raise StorageError(f"{location}: cannot open it ({str(exc)[:300]})") from None
+    if not is_uri(where):
+        return open(where, "rb")
+    return ObjectPath(where).open("rb")
 
 
-def open_stream(location: str, compression: str | None = None):
+def open_stream(where: str, compression: str | None = None):
     """A forward-only binary stream, decompressed (gzip, zstd, ...) as it is read."""
     import pyarrow as pa
-    if not is_uri(location):
-        return pa.input_stream(location, compression=compression)
-    fs, path = _split(location)
+    if not is_uri(where):
+        return pa.input_stream(where, compression=compression)
+    fs, path = _split(where)
     try:
         return fs.open_input_stream(path, compression=compression)
     except Exception as exc:
-        raise StorageError(f"{location}: cannot open it ({str(exc)[:300]})") from None
+        raise _fail(where, "open it", exc) from None

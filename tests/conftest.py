@@ -15,6 +15,8 @@ DATA = SHARED / "data"
 
 
 def pytest_configure(config):
+    import logging
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)     # the moto S3 server's request lines
     if not DATA.is_dir():
         raise pytest.UsageError(
             f"the shared test data is not at {DATA}; set CURATE_SHARED to the shared/ folder")
@@ -55,7 +57,8 @@ def read_shards(output, stage, kind="docs"):
     for row in read_rows(output, stage).values():
         if row.status in FINISHED:
             path = row.path if kind == "docs" else row.rejects_path
-            rows += pq.read_table(Path(output) / path).to_pylist()
+            from curate.pipeline.storage import location
+            rows += pq.read_table(location(output) / path).to_pylist()
     return rows
 
 

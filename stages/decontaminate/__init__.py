@@ -23,6 +23,7 @@ rejected only when no line is left).
 from __future__ import annotations
 
 import gzip
+import io
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -38,6 +39,7 @@ from curate.pipeline.config import NONEMPTY, at_least, one_of, setting
 from curate.pipeline.schema import extend_schema, with_columns
 from curate.pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
 from curate.stages.dedup.shingles import CHAR, mode_for, normalise, tokens
+from curate.pipeline.storage import location
 
 INDEX = "_work/decontaminate/index.parquet"
 FIELDS = [pa.field("decontam_cut_lines", pa.int32())]
@@ -59,16 +61,16 @@ class DecontaminateSettings:
 
     def validate(self):
         for b in self.benchmarks:
-            if not Path(b).expanduser().is_file():
+            if not location(b).expanduser().is_file():
                 raise ValueError(f"benchmarks: {b} does not exist")
 
 
 def benchmark_name(path: str) -> str:
-    name = Path(path).name
+    name = location(path).name
     for suffix in (".jsonl.gz", ".jsonl", ".json"):
         if name.endswith(suffix):
             return name[: -len(suffix)]
-    return Path(path).stem
+    return location(path).stem
 
 
 _P = np.uint64(0x100000001B3)
@@ -139,9 +141,10 @@ def _strings(value, fields: list[str], top: bool = True):
 def build_index(s: DecontaminateSettings) -> pa.Table:
     hashes, bench, grams, sizes = [], [], [], []
     for i, path in enumerate(s.benchmarks):
-        p = Path(path).expanduser()
-        opener = gzip.open if p.name.endswith(".gz") else open
-        with opener(p, "rt", encoding="utf-8") as fh:
+        p = location(path).expanduser()
+        raw = p.open("rb")
+        with (gzip.open(raw, "rt", encoding="utf-8") if p.name.endswith(".gz")
+              else io.TextIOWrapper(raw, encoding="utf-8")) as fh:
             for line_no, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
@@ -185,7 +188,7 @@ class DecontaminateStage(Stage):
             return
         index = build_index(s)
         write_table_atomic(index.replace_schema_metadata({"fingerprint": ctx.units[0].fingerprint if ctx.units else ""}),
-                           Path(ctx.output) / INDEX)
+                           location(ctx.output) / INDEX)
         ctx.log(f"[decontaminate] index: {index.num_rows:,} n-grams from "
                 + ", ".join(benchmark_name(b) for b in s.benchmarks))
 
@@ -253,11 +256,11 @@ def _matches(text: str, hashes: np.ndarray, ks: list[int]) -> list[int]:
 
 
 def _file_sha256(path: str) -> str:
-    p = Path(path).expanduser()
+    p = location(path).expanduser()
     if not p.is_file():
         return "missing"
     h = hashlib.sha256()
-    with open(p, "rb") as fh:
+    with p.open("rb") as fh:
         while block := fh.read(1 << 20):
             h.update(block)
     return h.hexdigest()[:24]

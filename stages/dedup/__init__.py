@@ -31,6 +31,7 @@ from curate.pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_t
 from curate.stages.dedup.buckets import bucket_edges, bucket_tasks, dump_ranks
 from curate.stages.dedup.signatures import compute_signatures, doc_keys
 from curate.stages.dedup.survivors import DECISIONS, memory_bytes, resolve
+from curate.pipeline.storage import location
 
 SCOPES = ("global", "per_dump", "incremental")
 POLICIES = ("newest_dump", "oldest_dump", "longest")
@@ -110,7 +111,7 @@ class DedupStage(Stage):
     def prepare(self, s: DedupSettings, ctx) -> None:
         units = ctx.units
         t0 = time.perf_counter()
-        out = Path(ctx.output).resolve()
+        out = location(ctx.output).resolve()
         sig_results = ctx.map(compute_signatures, [(str(out), u, s) for u in units])
         reused = sum(r["reused"] for r in sig_results)
         ctx.log(f"[dedup] signatures: {len(units) - reused} shards computed, {reused} reused "

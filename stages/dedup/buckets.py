@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from curate.manifests.atomic import write_table_atomic
 from curate.stages.dedup.signatures import WORK, band_path
+from curate.pipeline.storage import location, rmtree
 
 EDGES = f"{WORK}/edges"
 KEY_SPACE = 1 << 64
@@ -35,13 +36,13 @@ def dump_ranks(dumps: list[str | None]) -> list[int]:
     return [order.index(d) for d in dumps]
 
 
-def bucket_tasks(out: Path, unit_keys: list[str], bucket_rows: int,
+def bucket_tasks(out, unit_keys: list[str], bucket_rows: int,
                  ranks: list[int] | None = None) -> tuple[int, list[tuple]]:
     """(band-key rows stored, bucket_edges arguments per task); clears the edges of an
     earlier run, which may have had another number of tasks. `ranks`: each shard's dump
     in time order (see bucket_edges)."""
     total_rows = sum(pq.read_metadata(band_path(out, k)).num_rows for k in unit_keys)
-    shutil.rmtree(out / EDGES, ignore_errors=True)
+    rmtree(out / EDGES)
     ranks = ranks if ranks is not None else [0] * len(unit_keys)
     return total_rows, [(str(out), unit_keys, j, lo, hi, ranks)
                         for j, (lo, hi) in enumerate(key_ranges(total_rows, bucket_rows))]
@@ -55,7 +56,7 @@ def bucket_edges(output: str, unit_keys: list[str], part: int, lo: int, hi: int,
     a bucket's members still all join its centre, so the dedup-rate curve read from these
     edges equals deduplicating those k dumps on their own. Writes edges/part-<part>.parquet
     (unique pairs); returns the number of edges."""
-    out = Path(output)
+    out = location(output)
     ranks = ranks if ranks is not None else [0] * len(unit_keys)
     in_range = (pc.field("key") >= pa.scalar(lo, pa.uint64())) & (pc.field("key") <= pa.scalar(hi, pa.uint64()))
     tables = []

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.manifests.atomic import write_table_atomic
+from curate.pipeline.storage import location
 
 WORK = "_work/dedup"
 EXACT_BAND = 65535                     # the band number of exact-text keys
@@ -48,18 +49,18 @@ def signature_fingerprint(s, input_fp: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def signature_path(out: Path, unit_key: str) -> Path:
+def signature_path(out, unit_key: str):
     return out / WORK / "signatures" / f"{unit_key}.parquet"
 
 
-def band_path(out: Path, unit_key: str) -> Path:
+def band_path(out, unit_key: str):
     return out / WORK / "bands" / f"{unit_key}.parquet"
 
 
 def compute_signatures(output: str, unit, s) -> dict:
     """Signatures and band keys of one input shard; skips a shard already stored."""
     from curate.stages.dedup.minhash import band_keys, signatures_from_texts
-    out = Path(output)
+    out = location(output)
     fp = signature_fingerprint(s, unit.inputs[0].fingerprint)
     sig_path = signature_path(out, unit.key)
     if sig_path.exists() and band_path(out, unit.key).exists():

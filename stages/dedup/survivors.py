@@ -23,6 +23,7 @@ from curate.manifests.views import sql_list, sql_str
 from curate.stages.dedup.buckets import EDGES
 from curate.stages.dedup.components import BYTES_PER_EDGE, labels_in_memory, labels_out_of_core, unions_by_step
 from curate.stages.dedup.signatures import WORK, signature_path
+from curate.pipeline.storage import ObjectPath, duckdb_connection, location, scratch_file
 
 DECISIONS = f"{WORK}/decisions.parquet"
 CURVE_BATCH = 1_000_000
@@ -53,8 +54,11 @@ def _survivor_order(policy: str) -> str:
 def resolve(output: str, unit_keys: list[str], s, n_edges: int) -> dict:
     """Clusters from the edges, then survivors by policy, decisions and the curve."""
     import duckdb
-    out = Path(output)
-    work = out / WORK
+    out = location(output)
+    # DuckDB's database and spill files are local (in the work folder, or a local
+    # temporary folder when the output is in object storage)
+    work = scratch_file("dedup-work") if isinstance(out, ObjectPath) else out / WORK
+    work.mkdir(parents=True, exist_ok=True)
     db, spill = work / "components.duckdb", work / "spill"
     for p in (db, db.with_name(db.name + ".wal")):
         p.unlink(missing_ok=True)                 # a killed run's database: start over
@@ -68,7 +72,7 @@ def resolve(output: str, unit_keys: list[str], s, n_edges: int) -> dict:
 
     def phase(name):
         phases.append((name, round(time.perf_counter() - t0, 2), round(_peak_rss_mb())))
-    con = duckdb.connect(str(db))
+    con = duckdb_connection(out, str(db))
     try:
         con.execute(f"SET memory_limit = '{limit}B'")
         con.execute(f"SET temp_directory = {sql_str(spill)}")
@@ -124,6 +128,8 @@ def resolve(output: str, unit_keys: list[str], s, n_edges: int) -> dict:
         db.unlink(missing_ok=True)
         db.with_name(db.name + ".wal").unlink(missing_ok=True)
         shutil.rmtree(spill, ignore_errors=True)
+        if isinstance(out, ObjectPath):
+            shutil.rmtree(work, ignore_errors=True)
     docs = np.cumsum([n for _, n in dump_docs])
     curve = [{"dumps_used": k + 1, "last_dump": dumps[k], "docs": int(docs[k]), "removed": int(removed[k]),
               "rate": float(removed[k] / docs[k]) if docs[k] else 0.0} for k in range(len(dumps))]

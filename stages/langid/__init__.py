@@ -13,6 +13,7 @@ from curate.pipeline.schema import extend_schema, with_columns
 from curate.pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
 from curate.stages.langid.model import LID_FTZ, LID_FTZ_SHA256, cache_dir, load_fasttext, resolve_lid_model, sha256_of
 from curate.filters.script import HAN_LABELS, cjk_language, han_script
+from curate.pipeline.storage import location
 
 LANG_FIELDS = [pa.field("lang", pa.string()), pa.field("lang_score", pa.float32()),
                pa.field("script", pa.string())]
@@ -43,7 +44,7 @@ class LangidSettings:
 
 def _model_identity(s: LangidSettings) -> str:
     if s.model_path:
-        path = Path(s.model_path).expanduser()
+        path = location(s.model_path).expanduser()
         return f"sha256:{sha256_of(path)}" if path.is_file() else f"missing:{path}"
     if not (cache_dir() / LID_FTZ).is_file() and (cache_dir() / "lid.176.bin").is_file():
         return "cache:lid.176.bin"

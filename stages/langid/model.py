@@ -16,6 +16,7 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
+from curate.pipeline.storage import local_copy, location
 from pathlib import Path
 
 LID_FTZ = "lid.176.ftz"
@@ -38,9 +39,9 @@ def cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "curate" / "models"
 
 
-def sha256_of(path: Path) -> str:
+def sha256_of(path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with location(path).open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -89,9 +90,9 @@ def fetch_lid_model(official: bool = False) -> Path:
     return target
 
 
-def resolve_lid_model(model_path: str | None, fetch: bool = True) -> Path:
+def resolve_lid_model(model_path: str | None, fetch: bool = True):
     if model_path:
-        path = Path(model_path).expanduser()
+        path = location(model_path).expanduser()
         if not path.is_file():
             raise ModelError(f"langid.model_path {path} does not exist; " + _how_to_provide())
         return path
@@ -109,11 +110,12 @@ def resolve_lid_model(model_path: str | None, fetch: bool = True) -> Path:
 _loaded: dict[str, object] = {}
 
 
-def load_fasttext(path: Path):
-    """Load a fastText model once per process."""
+def load_fasttext(path):
+    """Load a fastText model once per process (one in object storage is copied to the
+    local cache first: fastText reads local files only)."""
     key = str(path)
     if key not in _loaded:
         import fasttext
         fasttext.FastText.eprint = lambda *a, **k: None     # silence its load-time warning
-        _loaded[key] = fasttext.load_model(key)
+        _loaded[key] = fasttext.load_model(str(local_copy(path, cache_dir() / "remote")))
     return _loaded[key]

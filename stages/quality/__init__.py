@@ -25,6 +25,7 @@ from curate.filters.text import TextView
 from curate.pipeline.config import NONEMPTY, between, setting
 from curate.pipeline.schema import extend_schema, with_columns
 from curate.pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
+from curate.pipeline.storage import location
 
 BATCH = 1000
 DEFAULT_FILTERS = {"en": ["url", "gopher_quality", "gopher_repetition", "c4", "fineweb", "mojibake"],
@@ -81,7 +82,7 @@ class QualitySettings:
             raise ValueError("model_keep_top and model_threshold: give one of them")
         if (self.model_keep_top or self.model_threshold) and not self.model_path:
             raise ValueError("model_path: keeping by model score needs a model")
-        if self.model_path and not Path(self.model_path).expanduser().is_file():
+        if self.model_path and not location(self.model_path).expanduser().is_file():
             raise ValueError(f"model_path: {self.model_path} does not exist")
 
     def build(self) -> tuple[dict[str, list], list]:
@@ -107,8 +108,8 @@ KEEP_TOP_FILE = "_work/quality/keep-top.json"
 def _score_shard(output: str, path: str, s: "QualitySettings") -> np.ndarray:
     """A Ray task: the model's score of every document of one shard."""
     from curate.stages.langid.model import load_fasttext
-    model = load_fasttext(Path(s.model_path).expanduser())
-    texts = pq.read_table(Path(output) / path, columns=["text"]).column("text").to_pylist()
+    model = load_fasttext(location(s.model_path).expanduser())
+    texts = pq.read_table(location(output) / path, columns=["text"]).column("text").to_pylist()
     return np.array(QualityStage._score(model, s.model_label, texts), dtype=np.float32)
 
 
@@ -137,7 +138,7 @@ class QualityStage(Stage):
         the wanted top fraction into a score threshold, written for the units to read."""
         if not s.model_keep_top:
             return
-        out = Path(ctx.output).resolve()
+        out = location(ctx.output).resolve()
         scores = np.concatenate(ctx.map(_score_shard, [(str(out), u.inputs[0].path, s) for u in ctx.units])
                                 or [np.empty(0, np.float32)])
         cut = float(np.quantile(scores, 1 - s.model_keep_top, method="higher")) if len(scores) else 0.0
@@ -160,7 +161,7 @@ class QualityStage(Stage):
                                    for n in custom}
         if s.model_path:
             from curate.stages.langid.model import sha256_of
-            d["model_path"] = "sha256:" + sha256_of(Path(s.model_path).expanduser())
+            d["model_path"] = "sha256:" + sha256_of(location(s.model_path).expanduser())
         return d
 
     def process(self, unit: Unit, s: QualitySettings, sink: UnitSink) -> None:
@@ -169,7 +170,7 @@ class QualityStage(Stage):
         model = None
         if s.model_path:
             from curate.stages.langid.model import load_fasttext
-            model = load_fasttext(Path(s.model_path).expanduser())
+            model = load_fasttext(location(s.model_path).expanduser())
         threshold = s.model_threshold
         if s.model_keep_top:
             cut = json.loads((sink.output / KEEP_TOP_FILE).read_text())

@@ -41,6 +41,7 @@ from curate.manifests.manifest import FINISHED, read_rows
 from curate.pipeline.config import at_least, between, positive, setting
 from curate.pipeline.schema import with_columns
 from curate.pipeline.stage import InputRef, PlanContext, Stage, Unit, UnitSink, fingerprint
+from curate.pipeline.storage import location, rmtree
 
 DEFAULT_CATEGORIES = {
     "encyclopedia": ["wikipedia.org", "baike.baidu.com", "britannica.com", "wikiwand.com", "baike.com"],
@@ -135,7 +136,7 @@ def dup_weights(t: pa.Table, s: RemixSettings) -> list[float]:
 
 def scan_shard(path: str, s: RemixSettings) -> dict:
     """Weighted characters per (language, category) of one input shard (a Ray task)."""
-    t = pq.read_table(path, columns=_columns(Path(path)))
+    t = pq.read_table(path, columns=_columns(path))
     langs = t.column("lang").to_pylist() if "lang" in t.column_names else ["und"] * t.num_rows
     out: dict[str, dict[str, float]] = {}
     for lang, url, n, w in zip(langs, t.column("url").to_pylist(), t.column("n_chars").to_pylist(),
@@ -207,7 +208,7 @@ class RemixStage(Stage):
 
     def prepare(self, s: RemixSettings, ctx) -> None:
         inputs = sorted({i.path for u in ctx.units for i in u.inputs})
-        out = Path(ctx.output).resolve()
+        out = location(ctx.output).resolve()
         chars: dict[str, dict[str, int]] = {}
         for part in ctx.map(scan_shard, [(str(out / p), s) for p in inputs]):
             for lang, by_cat in part.items():
@@ -219,7 +220,7 @@ class RemixStage(Stage):
             lang = u.key.split("/")[0]
             counts[lang] = counts.get(lang, 0) + 1
         plan_fp = fingerprint(self, s, ctx.units[0].inputs)
-        shutil.rmtree(out / SCATTER, ignore_errors=True)
+        rmtree(out / SCATTER)
         ctx.map(scatter_shard, [(str(out), p, i, s, rates, counts, plan_fp) for i, p in enumerate(inputs)])
         write_bytes_atomic(json.dumps({"rates": rates, "shards": counts, "inputs": inputs,
                                        "fingerprint": plan_fp}).encode(), out / PLAN_FILE)
@@ -261,7 +262,7 @@ class RemixStage(Stage):
         sink.repeats = docs.num_rows - firsts
 
 
-def _read_target(path: Path, key: str, plan_fp: str) -> pa.Table:
+def _read_target(path, key: str, plan_fp: str) -> pa.Table:
     """The row group of one scatter file that belongs to output shard `key` (or none)."""
     pf = pq.ParquetFile(path)
     if (pf.schema_arrow.metadata or {}).get(b"curate_plan") != plan_fp.encode():
@@ -279,7 +280,7 @@ def scatter_shard(output: str, path: str, index: int, s: RemixSettings, rates: d
                   shards: dict[str, int], plan_fp: str) -> int:
     """One input shard (a Ray task): every document's copies, or its drop, routed to an
     output shard; written sorted by output shard, one row group per shard."""
-    out = Path(output)
+    out = location(output)
     t = pq.read_table(out / path)
     langs = t.column("lang").to_pylist() if "lang" in t.column_names else ["und"] * t.num_rows
     first_lang = min(shards)

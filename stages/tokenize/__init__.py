@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from curate.manifests.atomic import write_bytes_atomic
 from curate.pipeline.config import NONEMPTY, at_least, one_of, positive, setting
 from curate.pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
+from curate.pipeline.storage import location
 
 TOKENIZER_FILE = "tokenize/tokenizer.json"
 INFO_FILE = "tokenize/tokenizer-info.json"
@@ -92,7 +93,7 @@ class TokenizeSettings:
             raise ValueError(f"vocab_size: at least 257 (the 256 bytes and one merge), got {self.vocab_size}")
         if self.model_vocab_size < self.vocab_size + len(self.layout_tokens()):
             raise ValueError("model_vocab_size: must hold vocab_size + the special tokens")
-        if self.tokenizer_path and not Path(self.tokenizer_path).expanduser().is_file():
+        if self.tokenizer_path and not location(self.tokenizer_path).expanduser().is_file():
             raise ValueError(f"tokenizer_path: {self.tokenizer_path} does not exist")
         if len(set(self.special_tokens)) != len(self.special_tokens):
             raise ValueError(f"special_tokens: a token is listed twice: {self.special_tokens}")
@@ -165,7 +166,7 @@ def write_hf_files(out: Path, s: TokenizeSettings) -> None:
 def train_tokenizer(output: str, shard_paths: list[str], s: TokenizeSettings, fp: str) -> dict:
     """A Ray task: sample, train, add special tokens, write tokenizer.json and its info."""
     from tokenizers import pre_tokenizers, trainers
-    out = Path(output)
+    out = location(output)
     info_path = out / INFO_FILE
     if info_path.exists() and json.loads(info_path.read_text()).get("fingerprint") == fp:
         return json.loads(info_path.read_text())
@@ -228,11 +229,12 @@ def train_tokenizer(output: str, shard_paths: list[str], s: TokenizeSettings, fp
 _loaded: dict[str, object] = {}
 
 
-def load_tokenizer(path: Path):
+def load_tokenizer(path):
     from tokenizers import Tokenizer
+    path = location(path)
     key = f"{path}:{path.stat().st_mtime_ns}"
     if key not in _loaded:
-        _loaded[key] = Tokenizer.from_file(str(path))
+        _loaded[key] = Tokenizer.from_str(path.read_text())
     return _loaded[key]
 
 
@@ -254,18 +256,18 @@ class TokenizeStage(Stage):
         d.pop("budget_tokens")          # a report setting: changes no output
         if s.tokenizer_path:
             from curate.stages.langid.model import sha256_of
-            d = {"tokenizer": sha256_of(Path(s.tokenizer_path).expanduser())}
+            d = {"tokenizer": sha256_of(location(s.tokenizer_path).expanduser())}
         return d
 
-    def tokenizer_file(self, output: Path, s: TokenizeSettings) -> Path:
-        return Path(s.tokenizer_path).expanduser() if s.tokenizer_path else output / TOKENIZER_FILE
+    def tokenizer_file(self, output, s: TokenizeSettings):
+        return location(s.tokenizer_path).expanduser() if s.tokenizer_path else output / TOKENIZER_FILE
 
     def prepare(self, s: TokenizeSettings, ctx) -> None:
         if s.tokenizer_path:
-            load_tokenizer(Path(s.tokenizer_path).expanduser())     # fails early if unreadable
+            load_tokenizer(location(s.tokenizer_path).expanduser())     # fails early if unreadable
             return
         fp = ctx.units[0].fingerprint if ctx.units else ""
-        out = str(Path(ctx.output).resolve())
+        out = str(location(ctx.output).resolve())
         [info] = ctx.map(train_tokenizer, [(out, [u.inputs[0].path for u in ctx.units], s, fp)])
         note = "" if info["vocab_size_reached"] >= s.vocab_size else (
             f" -- the corpus is too small to reach {s.vocab_size:,}: it has "
