@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.manifests.atomic import write_table_atomic
-from curate.pipeline.storage import ObjectPath, list_dir, location
+from curate.pipeline.storage import ObjectPath, list_dir, location, map_io
 
 DONE, PARTIAL, FAILED = "done", "partial", "failed"
 # Units in these states count as finished: a rerun with the same fingerprint skips them.
@@ -174,8 +174,10 @@ def read_rows(output: str | Path, stage: str, warn=_warn) -> dict[str, ManifestR
     rows: dict[str, ManifestRow] = {}
     if not folder.exists():
         return rows
-    for part in sorted(folder.glob("*.parquet")):
-        for row in read_part(part, warn):
+    parts = sorted(folder.glob("*.parquet"))
+    # one small object per unit: in object storage, read side by side
+    for part_rows in map_io(lambda p: read_part(p, warn), parts, folder):
+        for row in part_rows:
             rows[row.unit] = row
     return rows
 

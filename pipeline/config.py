@@ -243,7 +243,8 @@ def build_dataclass(cls, section: str, values: dict | None):
 
 
 def read_config_file(path: str | os.PathLike) -> dict:
-    path = Path(path)
+    from curate.pipeline.storage import location
+    path = location(path)           # a local file, or one in object storage
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist or is not a file")
     try:

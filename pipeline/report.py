@@ -8,20 +8,26 @@ from pathlib import Path
 import duckdb
 
 from curate.manifests.manifest import FINISHED, read_rows
-from curate.manifests.verify import damage
+from curate.manifests.verify import damage, listed_sizes
 from curate.pipeline.runner import DONE, FAILED_STATE, MISSING, PARTIAL, STALE, RunResult, unit_state
 from curate.pipeline.stage import Unit
-from curate.pipeline.storage import duckdb_connection
+from curate.pipeline.storage import ObjectPath
+from curate.manifests.views import sql_list
 
 
 def top_reasons(output: Path, rows, n: int = 5) -> list[tuple[str, int]]:
-    paths = [str(output / r.rejects_path) for r in rows if r.status in FINISHED and r.rejects_path]
+    paths = [output / r.rejects_path for r in rows if r.status in FINISHED and r.rejects_path]
     if not paths:
         return []
-    con = duckdb_connection(output)
-    return con.execute(
-        "SELECT reason, count(*) AS n FROM read_parquet($paths) GROUP BY reason "
-        "ORDER BY n DESC, reason LIMIT $n", {"paths": paths, "n": n}).fetchall()
+    con = duckdb.connect()
+    if isinstance(output, ObjectPath):
+        from curate.manifests.views import object_dataset
+        con.register("_rejects", object_dataset(paths))
+        source = "_rejects"
+    else:
+        source = f"read_parquet({sql_list(paths)})"
+    return con.execute(f"SELECT reason, count(*) AS n FROM {source} GROUP BY reason "
+                       "ORDER BY n DESC, reason LIMIT $n", {"n": n}).fetchall()
 
 
 def unread_lines(unread: list[str]) -> list[str]:
@@ -77,7 +83,7 @@ def run_summary(output: Path, result: RunResult) -> str:
             lines.append(f"          {lang:4s} {n:>15,} chars = {n / total:.1%}  ({want})")
     if any(st.stage == "tokenize" and st.rows for st in result.stages):
         from curate.manifests.views import connect
-        con = connect(output)
+        con = connect(output, only=("tokenize",))
         cfg = output / "run-config.json"
         budget = (json.loads(cfg.read_text()).get("tokenize", {}).get("budget_tokens", 2e12)
                   if cfg.exists() else 2e12)
@@ -112,10 +118,11 @@ def status_table(output: Path, plans: dict[str, list[Unit]]) -> str:
                          f"{states[FAILED_STATE]:6d} {states[STALE]:6d} {states[MISSING]:7d} "
                          f"{docs:10,d} {size:12,d}")
             continue
+        listed = listed_sizes(output, name) if rows else None
         for u in units:
             row = rows.get(u.key)
             state = unit_state(u, row)
-            problem = damage(output, row) if state in (DONE, PARTIAL) else None
+            problem = damage(output, row, sizes=listed) if state in (DONE, PARTIAL) else None
             if problem:                      # the files no longer match the row: not done
                 state = STALE
                 problems.append(f"  {name} {u.key} damaged: {problem} (a rerun redoes it)")

@@ -22,7 +22,7 @@ from typing import Callable
 
 from curate.manifests.atomic import sweep_temporaries, write_bytes_atomic
 from curate.manifests.manifest import FAILED, FINISHED, ManifestRow, printable, read_rows, remove_row, utcnow, write_row
-from curate.manifests.verify import damage
+from curate.manifests.verify import damage, listed_sizes
 from curate.pipeline.config import Config, ConfigError
 from curate.pipeline.registry import STAGES
 from curate.pipeline.storage import ObjectPath, check_output, create_exclusive, location
@@ -234,11 +234,15 @@ def _measured(fn, *args):
     return out, time.process_time() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def unit_input_bytes(output, unit: Unit) -> int:
-    """Bytes a unit reads: its source files, or its upstream shards."""
+def unit_input_bytes(output, unit: Unit, upstream: dict[str, int] | None = None) -> int:
+    """Bytes a unit reads: its source files, or its upstream shards (their sizes from the
+    upstream manifest rows when given)."""
     from curate.pipeline import storage
     total = 0
     for ref in unit.inputs:
+        if upstream and ref.path in upstream:
+            total += upstream[ref.path]
+            continue
         try:
             if storage.is_uri(ref.path) or os.path.isabs(ref.path):
                 total += storage.size(ref.path)
@@ -316,8 +320,9 @@ class Runner:
         if swept:
             self.log(f"[{name}] removed {swept} temporary files left by an interrupted run")
         rows = read_rows(self.output, name, warn=lambda m: self.log(f"[{name}] {m}"))
+        listed = listed_sizes(self.output, name) if rows else None
         for key, row in list(rows.items()):
-            problem = damage(self.output, row)     # sizes only: a stat per file
+            problem = damage(self.output, row, sizes=listed)     # sizes only: a stat per file, or a listing
             if problem:
                 self.log(f"[{name}] {key}: {problem}; redoing the unit")
                 del rows[key]
@@ -383,7 +388,8 @@ class Runner:
         remote = ray.remote(_remote_unit).options(
             num_cpus=1, max_retries=self.config.ray.max_retries, retry_exceptions=False)
         board = self._progress_board()
-        sizes = {u.key: unit_input_bytes(self.output, u) for u in todo}
+        shard_bytes = {r.path: r.bytes for r in upstream_rows.values() if r.path}
+        sizes = {u.key: unit_input_bytes(self.output, u, shard_bytes) for u in todo}
         from curate.pipeline.registry import stage_ref
         pending = {remote.remote(stage_ref(name), settings, u, str(self.output.resolve()), self.run_id, board): u
                    for u in todo}

@@ -176,6 +176,13 @@ class ObjectPath:
         except Exception as exc:
             raise _fail(self.uri, "list it", exc) from None
 
+    def listing(self) -> dict[str, int]:
+        """{path below this prefix: size} of every object under it (recursive)."""
+        import pyarrow.fs as pafs
+        _, base = self._fs()
+        cut = len(base.rstrip("/")) + 1
+        return {i.path[cut:]: i.size or 0 for i in self._list(True) if i.type == pafs.FileType.File}
+
     def iterdir(self):
         import pyarrow.fs as pafs
         for info in sorted(self._list(False), key=lambda i: i.path):
@@ -280,6 +287,16 @@ def location(where) -> Path | ObjectPath:
 
 def is_remote(where) -> bool:
     return isinstance(location(where), ObjectPath)
+
+
+def map_io(fn, items: list, where=None) -> list:
+    """fn over items; side by side (threads) when `where` is in object storage, where each
+    call waits on a round trip rather than on the CPU."""
+    if where is not None and is_remote(where) and len(items) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(min(16, len(items))) as pool:
+            return list(pool.map(fn, items))
+    return [fn(x) for x in items]
 
 
 def rmtree(where) -> None:

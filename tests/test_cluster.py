@@ -43,7 +43,8 @@ def s3_env():
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], aws_access_key_id="test",
                       aws_secret_access_key="test", region_name="us-east-1")
-    for bucket in ("crawl", "corpus"):
+    # moto keeps its buckets per process, across servers: names no other test uses
+    for bucket in ("cluster-crawl", "cluster-corpus"):
         s3.create_bucket(Bucket=bucket)
     saved = dict(os.environ)
     os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})   # this process reads S3 too
@@ -154,8 +155,8 @@ def _kill_when(proc: subprocess.Popen, triggers: list[tuple], lines: list[str]) 
 def test_two_node_cluster_on_object_storage_survives_losing_a_node(s3_env, cluster, crawl_extract):
     env, s3 = s3_env
     gcs, dashboard, add_worker_node = cluster
-    src = _upload(s3, DATA / "crawl", "crawl", "cc")
-    out = "s3://corpus/run"
+    src = _upload(s3, DATA / "crawl", "cluster-crawl", "cc")
+    out = "s3://cluster-corpus/run"
     node = add_worker_node()
     killed: dict[str, list[int]] = {}
 
@@ -186,7 +187,7 @@ def test_two_node_cluster_on_object_storage_survives_losing_a_node(s3_env, clust
     assert rc == 0, log[-4000:]
     assert set(killed) == {"extract", "dedup"}, log[-3000:]
     # the run wrote nothing on any node's disk: the output is in the bucket only
-    listed = s3.list_objects_v2(Bucket="corpus", Prefix="run/manifests/")
+    listed = s3.list_objects_v2(Bucket="cluster-corpus", Prefix="run/manifests/")
     assert listed["KeyCount"] > 0
     # the same corpus as the local run of the same crawl, stage by stage
     local_out, _ = crawl_extract
@@ -206,20 +207,20 @@ def test_two_node_cluster_on_object_storage_survives_losing_a_node(s3_env, clust
         assert r.returncode == 0 and expect in r.stdout, r.stdout + r.stderr
     # a batch job on the same head, same kind of paths
     demo = DATA.parent / "data" / "crawl" / "CC-MAIN-2024-26"
-    job_in = _upload(s3, demo, "crawl", "job/CC-MAIN-2024-26")
+    job_in = _upload(s3, demo, "cluster-crawl", "job/CC-MAIN-2024-26")
     ray_cli = shutil.which("ray", path=env["PATH"])
     job_env = dict(env, RAY_AUTH_MODE="token")
     deadline = time.time() + 90
     while True:
         job = subprocess.run([ray_cli, "job", "submit", "--address", dashboard, "--"] + curate_cmd() +
-                             ["run", "--input", job_in.rsplit("/", 1)[0], "--output", "s3://corpus/job",
+                             ["run", "--input", job_in.rsplit("/", 1)[0], "--output", "s3://cluster-corpus/job",
                               "--until", "extract", "--no-report"],
                              env=job_env, capture_output=True, text=True, timeout=600)
         if "No available agent" not in job.stderr or time.time() > deadline:
             break
         time.sleep(2)
     assert job.returncode == 0 and "succeeded" in job.stdout + job.stderr, job.stdout[-3000:] + job.stderr[-3000:]
-    assert doc_set("s3://corpus/job") == {d for d in doc_set(local_out) if d[0] in
+    assert doc_set("s3://cluster-corpus/job") == {d for d in doc_set(local_out) if d[0] in
                                           {x["id"] for x in read_shards(local_out, "extract")
                                            if x["dump"] == "CC-MAIN-2024-26"}}
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from curate.manifests.atomic import write_table_atomic
 from curate.stages.dedup.signatures import WORK, band_path
-from curate.pipeline.storage import location, rmtree
+from curate.pipeline.storage import location, map_io, rmtree
 
 EDGES = f"{WORK}/edges"
 KEY_SPACE = 1 << 64
@@ -41,7 +41,7 @@ def bucket_tasks(out, unit_keys: list[str], bucket_rows: int,
     """(band-key rows stored, bucket_edges arguments per task); clears the edges of an
     earlier run, which may have had another number of tasks. `ranks`: each shard's dump
     in time order (see bucket_edges)."""
-    total_rows = sum(pq.read_metadata(band_path(out, k)).num_rows for k in unit_keys)
+    total_rows = sum(map_io(lambda k: pq.read_metadata(band_path(out, k)).num_rows, unit_keys, out))
     rmtree(out / EDGES)
     ranks = ranks if ranks is not None else [0] * len(unit_keys)
     return total_rows, [(str(out), unit_keys, j, lo, hi, ranks)

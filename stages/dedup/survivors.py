@@ -17,13 +17,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from curate.manifests.atomic import publish, temp_path_for
 from curate.manifests.views import sql_list, sql_str
 from curate.stages.dedup.buckets import EDGES
 from curate.stages.dedup.components import BYTES_PER_EDGE, labels_in_memory, labels_out_of_core, unions_by_step
 from curate.stages.dedup.signatures import WORK, signature_path
-from curate.pipeline.storage import ObjectPath, duckdb_connection, location, scratch_file
+from curate.pipeline.storage import ObjectPath, location, map_io, scratch_file
 
 DECISIONS = f"{WORK}/decisions.parquet"
 CURVE_BATCH = 1_000_000
@@ -72,19 +74,22 @@ def resolve(output: str, unit_keys: list[str], s, n_edges: int) -> dict:
 
     def phase(name):
         phases.append((name, round(time.perf_counter() - t0, 2), round(_peak_rss_mb())))
-    con = duckdb_connection(out, str(db))
+    if isinstance(out, ObjectPath):       # DuckDB reads local copies: no round trips per row group
+        edges_glob, sig_files = _stage_locally(out, unit_keys, work / "staged")
+    else:
+        edges_glob, sig_files = out / EDGES / "part-*.parquet", [str(signature_path(out, k)) for k in unit_keys]
+    con = duckdb.connect(str(db))
     try:
         con.execute(f"SET memory_limit = '{limit}B'")
         con.execute(f"SET temp_directory = {sql_str(spill)}")
         con.execute("SET preserve_insertion_order = false")
-        edges_sql = f"read_parquet({sql_str(out / EDGES / 'part-*.parquet')})"
+        edges_sql = f"read_parquet({sql_str(edges_glob)})"
         if mode == "memory":
             rounds = labels_in_memory(con, edges_sql)
         else:
             rounds = labels_out_of_core(con, edges_sql)
         phase("labels")
 
-        sig_files = [str(signature_path(out, k)) for k in unit_keys]
         con.execute("CREATE TABLE files (filename VARCHAR, unit VARCHAR)")
         con.executemany("INSERT INTO files VALUES (?, ?)", list(zip(sig_files, unit_keys)))
         sigs = f"read_parquet({sql_list(sig_files)}, filename = true)"
@@ -142,6 +147,34 @@ def _peak_rss_mb() -> float:
     """Peak RSS of this process so far (a reused Ray worker's includes its earlier tasks)."""
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# what resolve reads of a signature file (not the signatures themselves)
+MEMBER_COLUMNS = ["doc", "id", "dump", "n_chars", "text_hash", "score"]
+
+
+def _stage_locally(out: ObjectPath, unit_keys: list[str], folder) -> tuple[str, list[str]]:
+    """Copy the edges and the member columns of every signature file from object storage
+    to the local folder (side by side); (edges glob, signature files) there."""
+    import pyarrow.fs as pafs
+    edges_dir = folder / "edges"
+    edges_dir.mkdir(parents=True, exist_ok=True)
+    fs, edges_key = (out / EDGES)._fs()
+    infos = fs.get_file_info(pafs.FileSelector(edges_key, allow_not_found=True))
+    keys = [i.path for i in infos if i.type == pafs.FileType.File and i.base_name.startswith("part-")]
+    map_io(lambda k: pafs.copy_files(k, str(edges_dir / k.rsplit("/", 1)[1]), source_filesystem=fs,
+                                     destination_filesystem=pafs.LocalFileSystem()), keys, out)
+    sig_dir = folder / "signatures"
+    sig_dir.mkdir(parents=True, exist_ok=True)
+    local = [str(sig_dir / f"{i:06d}.parquet") for i in range(len(unit_keys))]
+
+    def fetch(i):
+        pq.write_table(pq.read_table(signature_path(out, unit_keys[i]), columns=MEMBER_COLUMNS), local[i])
+    map_io(fetch, list(range(len(unit_keys))), out)
+    if not keys:            # no edges at all: an empty file keeps the SQL the same
+        pq.write_table(pa.table({"a": pa.array([], pa.int64()), "b": pa.array([], pa.int64())}),
+                       edges_dir / "part-00000.parquet")
+    return str(edges_dir / "part-*.parquet"), local
 
 
 def _removed_by_dump(con, edges_sql: str, n_dumps: int, batch: int = CURVE_BATCH) -> np.ndarray:

@@ -41,7 +41,7 @@ from curate.manifests.manifest import FINISHED, read_rows
 from curate.pipeline.config import at_least, between, positive, setting
 from curate.pipeline.schema import with_columns
 from curate.pipeline.stage import InputRef, PlanContext, Stage, Unit, UnitSink, fingerprint
-from curate.pipeline.storage import location, rmtree
+from curate.pipeline.storage import location, map_io, rmtree
 
 DEFAULT_CATEGORIES = {
     "encyclopedia": ["wikipedia.org", "baike.baidu.com", "britannica.com", "wikiwand.com", "baike.com"],
@@ -189,8 +189,9 @@ class RemixStage(Stage):
         counts = {"pending": 1}
         if ready:
             chars: dict[str, dict[str, int]] = {}
-            for u in ups:
-                for lang, by_cat in scan_shard(str(ctx.output / u.out_path), s).items():
+            scans = map_io(lambda u: scan_shard(str(ctx.output / u.out_path), s), ups, ctx.output)
+            for scan in scans:
+                for lang, by_cat in scan.items():
                     for c, n in by_cat.items():
                         chars.setdefault(lang, {})[c] = chars.get(lang, {}).get(c, 0) + n
             rates, _ = compute_rates(chars, s)

@@ -1,0 +1,113 @@
+"""Output in object storage (issue 10), on a moto S3 server on loopback: the whole
+pipeline to s3:// equals a local run; the lock object (run id + lease, conditional
+create) refuses a second driver and is taken over when its lease has ended; publication
+is fenced; a deleted shard is found by verify and redone by a rerun; the config file
+itself may be an s3:// object."""
+from __future__ import annotations
+
+import datetime
+import os
+import subprocess
+
+import pytest
+
+from conftest import REPO, curate_cmd, doc_set, read_shards, run_stages
+from curate.manifests.manifest import read_rows
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """(environment for subprocesses, boto3 client); this process reads the bucket too."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+    from curate.pipeline import storage
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    creds = dict(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1",
+                 AWS_ENDPOINT_URL=f"http://{host}:{port}", AWS_EC2_METADATA_DISABLED="true")
+    saved = dict(os.environ)
+    os.environ.update(creds)
+    storage._filesystem.cache_clear()
+    client = boto3.client("s3")
+    for bucket in ("objstore-out", "objstore-cfg"):       # moto keeps buckets per process: own names
+        client.create_bucket(Bucket=bucket)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    try:
+        yield env, client
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        storage._filesystem.cache_clear()
+        server.stop()
+
+
+def _curate(env, *args, ok=(0,)):
+    r = subprocess.run(curate_cmd() + list(args), env=env, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert r.returncode in ok, r.stdout[-2000:] + r.stderr[-3000:]
+    return r
+
+
+def test_pipeline_to_object_storage_equals_a_local_run_and_repairs(s3, ray_address, demo_corpus, tmp_path):
+    env, client = s3
+    out = "s3://objstore-out/demo"
+    client.put_object(Bucket="objstore-cfg", Key="run.yaml",
+                      Body=f"input: {demo_corpus}\noutput: {out}\nray:\n  num_cpus: 2\n".encode())
+    _curate(env, "run", "--config", "s3://objstore-cfg/run.yaml", "--no-report", "--quiet")
+    local = tmp_path / "local"
+    run_stages(ray_address, demo_corpus, local)
+    for stage in ("extract", "langid", "dedup", "quality", "decontaminate"):
+        assert doc_set(out, stage) == doc_set(local, stage), stage
+    copies = lambda o: sorted((d["id"], d["copy"], d["text"]) for d in read_shards(o, "remix"))
+    assert copies(out) and copies(out) == copies(local)
+    # nothing was written beside the process: no ./s3: folder, no lock left behind
+    assert not (REPO / "s3:").exists()
+    assert "Contents" not in client.list_objects_v2(Bucket="objstore-out", Prefix="demo/.curate.lock")
+    # a shard deleted from the bucket: verify names it and marks it stale, a rerun redoes it
+    row = next(iter(read_rows(out, "quality").values()))
+    client.delete_object(Bucket="objstore-out", Key=f"demo/{row.path}")
+    r = _curate(env, "verify", "--output", out, ok=(1,))
+    assert row.path in r.stdout and "missing" in r.stdout
+    _curate(env, "run", "--config", "s3://objstore-cfg/run.yaml", "--no-report", "--quiet")
+    assert doc_set(out, "quality") == doc_set(local, "quality")
+    assert "match their manifest rows" in _curate(env, "verify", "--deep", "--output", out).stdout
+    # status and query read the bucket
+    assert "tokenize" in _curate(env, "status", "--output", out).stdout
+    q = _curate(env, "query", "SELECT count(*) AS n FROM rejects WHERE stage = 'dedup'", "--output", out,
+                "--format", "csv").stdout
+    assert q.splitlines()[1] == str(len(read_shards(local, "dedup", kind="rejects")))
+
+
+def test_the_lock_object_refuses_a_second_driver_and_expires(s3, demo_corpus):
+    from curate.pipeline.config import config_from_dict
+    from curate.pipeline.registry import STAGES
+    from curate.pipeline.runner import RunError, output_lock, plan_pipeline
+    from curate.pipeline.stage import LOCK_FILE, execute_unit
+    from curate.pipeline.storage import location
+    out = location("s3://objstore-out/locked")
+    lock = out / LOCK_FILE
+    with output_lock(out, lease_s=30) as run_id:
+        held = lock.read_text()
+        assert held.startswith(run_id) and "lease_until" in held
+        with pytest.raises(RunError, match="in use by another curate run"):
+            with output_lock(out, lease_s=30):
+                pass
+        # a worker of this run publishes; a worker of another run is fenced off
+        cfg = config_from_dict({"input": str(demo_corpus), "output": str(out), "order": ["extract"]})
+        unit = plan_pipeline(cfg)["extract"][0]
+        fenced = execute_unit(STAGES["extract"], cfg.settings("extract"), unit, out, run_id="someone-else")
+        assert fenced.status == "failed" and "not published" in fenced.error
+        assert read_rows(out, "extract") == {} and not (out / unit.out_path).exists()
+        done = execute_unit(STAGES["extract"], cfg.settings("extract"), unit, out, run_id=run_id)
+        assert done.status == "done" and (out / unit.out_path).exists() and set(read_rows(out, "extract")) == {unit.key}
+    assert not lock.exists()                    # released
+    # a killed driver's lock: refused while its lease runs, taken over once it has ended
+    past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=5)
+    future = past + datetime.timedelta(hours=1)
+    lock.write_text(f"deadbeef pid 1 on elsewhere since x lease_until {future.isoformat(timespec='seconds')}\n")
+    with pytest.raises(RunError, match="deadbeef"):
+        with output_lock(out, lease_s=30):
+            pass
+    lock.write_text(f"deadbeef pid 1 on elsewhere since x lease_until {past.isoformat(timespec='seconds')}\n")
+    with output_lock(out, lease_s=30) as run_id:
+        assert lock.read_text().startswith(run_id)
