@@ -96,7 +96,7 @@ class DedupSettings:
 
 class DedupStage(Stage):
     name = "dedup"
-    code_version = "3"      # 3: ranks in buckets (curve), shingling by script
+    code_version = "4"      # 3: ranks in buckets (curve), shingling by script; 4: new shingle hash
     settings_cls = DedupSettings
     requires = ("extract",)
     needs_all_inputs = True

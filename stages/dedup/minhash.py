@@ -3,8 +3,10 @@
 datasketch 2.x applies, per permutation k, phv_k = a_k * fmix32(h) + b_k (mod 2^32) to
 every shingle hash h and keeps the minimum; a and b come from
 `datasketch.MinHash(num_perm, seed).permutations`. We compute exactly that, for many
-documents at once, from their normalised UTF-8 bytes: tokenising, token hashes,
-shingle hashes, the pre-mix and the permutations all run in one compiled loop.
+documents at once, with the shingle hash H of `shingles.py`: token hashes from position-
+weighted byte sums (no branch per byte: the cost of a branch mispredicted at every token
+boundary was most of the old FNV loop), shingle hashes as weighted sums of token hashes
+(vectorised), then the permutations as a vectorised min-reduction.
 """
 from __future__ import annotations
 
@@ -13,9 +15,11 @@ from functools import lru_cache
 import numba
 import numpy as np
 
-from curate.stages.dedup.shingles import FNV_OFFSET, FNV_PRIME
+from curate.stages.dedup.shingles import BYTE_WEIGHTS, TOKEN_WEIGHTS
 
 MAX32 = np.uint32(0xFFFFFFFF)
+BW = np.array(BYTE_WEIGHTS, dtype=np.uint32)
+TW = np.array(TOKEN_WEIGHTS, dtype=np.uint32)
 
 
 @lru_cache(maxsize=8)
@@ -37,58 +41,62 @@ def _fmix32(h):
 
 
 @numba.njit(cache=True, nogil=True)
-def _token_hashes(cps, start, end, mode, out):
-    """FNV-1a over the UTF-8 bytes of each token into out: words split on spaces (mode 0),
-    or one character each (mode 1: a token starts at every byte that is not a UTF-8
-    continuation byte). Returns the number of tokens."""
+def _fmix64(h):
+    h ^= h >> np.uint64(33)
+    h = np.uint64(h * np.uint64(0xFF51AFD7ED558CCD))
+    h ^= h >> np.uint64(33)
+    h = np.uint64(h * np.uint64(0xC4CEB9FE1A85EC53))
+    h ^= h >> np.uint64(33)
+    return h
+
+
+@numba.njit(cache=True, nogil=True)
+def _token_sums(data, start, end, mode, bw, out):
+    """Position-weighted byte sums of the tokens of normalised UTF-8 text into out: words
+    split on spaces (mode 0), or one character each (mode 1: a token starts at every byte
+    that is not a UTF-8 continuation byte). Returns the number of tokens."""
     n = 0
-    if mode == 1:
-        t = np.uint32(FNV_OFFSET)
-        for i in range(start, end):
-            c = cps[i]
-            if (c & 0xC0) != 0x80 and i > start:
-                out[n] = t
-                n += 1
-                t = np.uint32(FNV_OFFSET)
-            t = np.uint32((t ^ c) * np.uint32(FNV_PRIME))
-        if end > start:
-            out[n] = t
-            n += 1
-        return n
-    t = np.uint32(FNV_OFFSET)
-    in_tok = False
+    acc = np.uint32(0)
+    j = 0
     for i in range(start, end):
-        c = cps[i]
-        if c == 32:
-            if in_tok:
-                out[n] = t
+        c = data[i]
+        if mode == 1:
+            if (c & 0xC0) != 0x80 and i > start:
+                out[n] = acc
                 n += 1
-                in_tok = False
-                t = np.uint32(FNV_OFFSET)
-        else:
-            t = np.uint32((t ^ c) * np.uint32(FNV_PRIME))
-            in_tok = True
-    if in_tok:
-        out[n] = t
+                acc = np.uint32(0)
+                j = 0
+        elif c == 32:
+            if j:
+                out[n] = acc
+                n += 1
+            acc = np.uint32(0)
+            j = 0
+            continue
+        acc = np.uint32(acc + np.uint32(c) * bw[j & 31])
+        j += 1
+    if j:
+        out[n] = acc
         n += 1
     return n
 
 
 @numba.njit(cache=True, nogil=True)
-def _signatures(cps, cp_offsets, modes, ngram, a, b, sig):
-    longest = 1
-    for d in range(len(modes)):
-        longest = max(longest, cp_offsets[d + 1] - cp_offsets[d] + 1)
-    th = np.empty(longest, dtype=np.uint32)         # token hashes of one document
-    sh = np.empty(longest, dtype=np.uint32)         # its pre-mixed shingle hashes
-    for d in range(len(modes)):
-        n_tok = _token_hashes(cps, cp_offsets[d], cp_offsets[d + 1], modes[d], th)
-        _minhash(th, n_tok, ngram, a, b, sh, sig[d])
+def _finish_tokens(th, n):
+    """Token sums -> token hashes (fmix32, in place); returns the 64-bit hash of the token
+    sequence (the normalised text's identity, for exact duplicates): each token hash times
+    a weight drawn from its position, summed, mixed with the count."""
+    acc = np.uint64(0)
+    for k in range(n):
+        t = _fmix32(th[k])
+        th[k] = t
+        acc += np.uint64(t) * (_fmix64(np.uint64(k) + np.uint64(0x9E3779B97F4A7C15)) | np.uint64(1))
+    return _fmix64(acc ^ np.uint64(n))
 
 
 @numba.njit(cache=True, nogil=True)
-def _minhash(th, n_tok, ngram, a, b, sh, out):
-    """One document's signature from its token hashes: shingle hashes (FNV-1a over n
+def _minhash(th, n_tok, ngram, tw, a, b, sh, out):
+    """One document's signature from its token hashes: shingle hashes (weighted sums of n
     token hashes, pre-mixed), then per permutation the minimum of a*h + b."""
     n_perm = len(a)
     if n_tok == 0:
@@ -98,10 +106,13 @@ def _minhash(th, n_tok, ngram, a, b, sh, out):
     n_sh = n_tok - ngram + 1 if n_tok >= ngram else 1
     width = ngram if n_tok >= ngram else n_tok
     for s in range(n_sh):
-        h = np.uint32(FNV_OFFSET)
-        for k in range(width):
-            h = np.uint32((h ^ th[s + k]) * np.uint32(FNV_PRIME))
-        sh[s] = _fmix32(h)
+        sh[s] = np.uint32(0)
+    for k in range(width):                  # position-outer: each pass vectorises
+        wk = tw[k]
+        for s in range(n_sh):
+            sh[s] = np.uint32(sh[s] + th[s + k] * wk)
+    for s in range(n_sh):
+        sh[s] = _fmix32(sh[s])
     # permutation-outer, shingle-inner: a min-reduction the compiler vectorises
     for p in range(n_perm):
         ap = a[p]
@@ -114,17 +125,45 @@ def _minhash(th, n_tok, ngram, a, b, sh, out):
         out[p] = m
 
 
+@numba.njit(cache=True, nogil=True)
+def _signatures(data, offsets, modes, ngram, bw, tw, a, b, sig):
+    longest = 1
+    for d in range(len(modes)):
+        longest = max(longest, offsets[d + 1] - offsets[d] + 1)
+    th = np.empty(longest, dtype=np.uint32)         # token hashes of one document
+    sh = np.empty(longest, dtype=np.uint32)         # its pre-mixed shingle hashes
+    for d in range(len(modes)):
+        n_tok = _token_sums(data, offsets[d], offsets[d + 1], modes[d], bw, th)
+        _finish_tokens(th, n_tok)
+        _minhash(th, n_tok, ngram, tw, a, b, sh, sig[d])
+
+
 def signatures_from_normalised(texts: list[str], modes: list[int], ngram: int, num_perm: int,
                                seed: int) -> np.ndarray:
     """(len(texts), num_perm) uint32 signatures of already-normalised texts."""
     a, b = permutations(num_perm, seed)
-    encoded = [t.encode("utf-8") for t in texts]
-    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-    np.cumsum([len(e) for e in encoded], out=offsets[1:])
-    cps = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    data, offsets = utf8_buffers(texts)
     sig = np.empty((len(texts), num_perm), dtype=np.uint32)
-    _signatures(cps, offsets, np.asarray(modes, dtype=np.int64), ngram, a, b, sig)
+    _signatures(data, offsets, np.asarray(modes, dtype=np.int64), ngram, BW, TW, a, b, sig)
     return sig
+
+
+def utf8_buffers(texts) -> tuple[np.ndarray, np.ndarray]:
+    """(UTF-8 bytes, int64 offsets) of a list of str or a pyarrow string array, without a
+    Python loop: the documents of a Parquet shard are Arrow strings already."""
+    import pyarrow as pa
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if not isinstance(texts, pa.Array):
+        try:
+            texts = pa.array(texts, type=pa.large_string())
+        except (UnicodeEncodeError, pa.ArrowInvalid):       # lone surrogates: kept as 3-byte sequences
+            texts = pa.array([t.encode("utf-8", "surrogatepass") for t in texts], type=pa.large_binary())
+    width = np.int64 if texts.type in (pa.large_string(), pa.large_binary()) else np.int32
+    offsets = np.frombuffer(texts.buffers()[1], dtype=width)[texts.offset: texts.offset + len(texts) + 1]
+    data = texts.buffers()[2]
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return data, offsets.astype(np.int64)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -150,12 +189,13 @@ def band_keys(sig, bands, rows):
 # -- from raw text: normalisation, shingling and MinHash in compiled loops -------------------
 #
 # Python's normalisation (lower-case, punctuation to spaces by regular expression, then
-# UTF-8 encoding) cost about ten times the MinHash itself. Here the text goes in as UTF-32
-# code points and one compiled pass does what `shingles.normalise` does: per code point a
+# UTF-8 encoding) cost about ten times the MinHash itself. Here the text goes in as the
+# UTF-8 bytes of an Arrow string array (a shard's column as it is read: no Python string
+# per document) and one compiled pass does what `shingles.normalise` does: per code point a
 # table lookup says whether it is a word character and gives its lower-case form (tables
 # built once per process from Python's own str.isalnum and str.lower, so the rules are
-# Python's), and the token hash is FNV-1a over the UTF-8 bytes the code point would have,
-# so signatures equal those of `signatures_from_normalised` on `shingles.normalise`'s text.
+# Python's), and the token sum runs over the UTF-8 bytes of the lower-cased form, so
+# signatures equal those of `signatures_from_normalised` on `shingles.normalise`'s text.
 # Character shingles (Chinese and other unspaced scripts) map each code point through
 # `shingles.char_map` (NFKC, traditional -> simplified, folds) in the same loop.
 
@@ -226,103 +266,175 @@ def _build_char_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return flags, lower, charmap
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _decode(data, i):
+    """The code point of the UTF-8 sequence (2-4 bytes) starting at data[i], and the index after it."""
+    b0 = np.uint32(data[i])
+    if b0 < 0xE0:
+        return ((b0 & np.uint32(0x1F)) << np.uint32(6)) | (np.uint32(data[i + 1]) & np.uint32(0x3F)), i + 2
+    if b0 < 0xF0:
+        return (((b0 & np.uint32(0x0F)) << np.uint32(12)) | ((np.uint32(data[i + 1]) & np.uint32(0x3F)) << np.uint32(6))
+                | (np.uint32(data[i + 2]) & np.uint32(0x3F))), i + 3
+    return (((b0 & np.uint32(0x07)) << np.uint32(18)) | ((np.uint32(data[i + 1]) & np.uint32(0x3F)) << np.uint32(12))
+            | ((np.uint32(data[i + 2]) & np.uint32(0x3F)) << np.uint32(6)) | (np.uint32(data[i + 3]) & np.uint32(0x3F))), i + 4
+
+
 @numba.njit(cache=True, nogil=True)
-def _modes(cps, offsets, flags, sample):
-    """shingles.mode_for on code points: 1 (characters) when at least half the letters of
-    a document's first `sample` code points are of an unspaced script, else 0 (words)."""
+def _modes(data, offsets, flags, sample):
+    """shingles.mode_for on UTF-8: 1 (characters) when at least half the letters of a
+    document's first `sample` code points are of an unspaced script, else 0 (words).
+    Every unspaced script (shingles.UNSPACED_RANGES) is written with a lead byte E0, E1,
+    E3-E9 or EF; a sample without one (E2, general punctuation such as curly quotes, is
+    not among them) is words without decoding it. Decoding stops as soon as the remaining
+    code points could no longer make half the letters unspaced."""
     n = len(offsets) - 1
     out = np.zeros(n, dtype=np.int64)
     for d in range(n):
+        start = offsets[d]
+        lead = 0
+        seen = 0                            # code points scanned (bytes that start one)
+        i = start
+        while i < offsets[d + 1] and seen < sample and not lead:   # blocks: the inner loop vectorises
+            e = min(i + 256, offsets[d + 1])
+            for x in data[i:e]:
+                lead |= ((x >= 0xE3) & (x <= 0xE9)) | (x == 0xE0) | (x == 0xE1) | (x == 0xEF)
+                seen += (x & 0xC0) != 0x80
+            i = e
+        if not lead:
+            continue
         unspaced = 0
         letters = 0
-        end = min(offsets[d + 1], offsets[d] + sample)
-        for i in range(offsets[d], end):
-            f = flags[cps[i]]
+        k = 0
+        i = start
+        decided = False
+        while i < offsets[d + 1] and k < sample:
+            left = min(sample - k, offsets[d + 1] - i)      # at most this many code points to come
+            if letters - 2 * unspaced > left:
+                break                       # even all-unspaced from here would not be half
+            if unspaced > 0 and 2 * unspaced >= letters + left:
+                decided = True              # even all-spaced letters from here would not undo it
+                break
+            if data[i] < 0x80:
+                c = np.uint32(data[i])
+                i += 1
+            else:
+                c, i = _decode(data, i)
+            f = flags[c]
             if f & 4:
                 unspaced += 1
             if f & 2:
                 letters += 1
-        if unspaced > 0 and 2 * unspaced >= letters:
+            k += 1
+        if decided or (unspaced > 0 and 2 * unspaced >= letters):
             out[d] = 1
     return out
 
 
-@numba.njit(cache=True, nogil=True)
-def _fnv_utf8(t, c):
-    """FNV-1a (32 bit) of t over the UTF-8 bytes of code point c."""
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_utf8(acc, j, c, bw):
+    """acc plus the UTF-8 bytes of code point c, each times the weight of its position."""
     if c < 0x80:
-        return np.uint32((t ^ np.uint32(c)) * np.uint32(FNV_PRIME))
+        return np.uint32(acc + c * bw[j & 31]), j + 1
     if c < 0x800:
-        t = np.uint32((t ^ np.uint32(0xC0 | (c >> 6))) * np.uint32(FNV_PRIME))
-    elif c < 0x10000:
-        t = np.uint32((t ^ np.uint32(0xE0 | (c >> 12))) * np.uint32(FNV_PRIME))
-        t = np.uint32((t ^ np.uint32(0x80 | ((c >> 6) & 0x3F))) * np.uint32(FNV_PRIME))
-    else:
-        t = np.uint32((t ^ np.uint32(0xF0 | (c >> 18))) * np.uint32(FNV_PRIME))
-        t = np.uint32((t ^ np.uint32(0x80 | ((c >> 12) & 0x3F))) * np.uint32(FNV_PRIME))
-        t = np.uint32((t ^ np.uint32(0x80 | ((c >> 6) & 0x3F))) * np.uint32(FNV_PRIME))
-    return np.uint32((t ^ np.uint32(0x80 | (c & 0x3F))) * np.uint32(FNV_PRIME))
+        acc = np.uint32(acc + np.uint32(0xC0 | (c >> 6)) * bw[j & 31])
+        return np.uint32(acc + np.uint32(0x80 | (c & 0x3F)) * bw[(j + 1) & 31]), j + 2
+    if c < 0x10000:
+        acc = np.uint32(acc + np.uint32(0xE0 | (c >> 12)) * bw[j & 31])
+        acc = np.uint32(acc + np.uint32(0x80 | ((c >> 6) & 0x3F)) * bw[(j + 1) & 31])
+        return np.uint32(acc + np.uint32(0x80 | (c & 0x3F)) * bw[(j + 2) & 31]), j + 3
+    acc = np.uint32(acc + np.uint32(0xF0 | (c >> 18)) * bw[j & 31])
+    acc = np.uint32(acc + np.uint32(0x80 | ((c >> 12) & 0x3F)) * bw[(j + 1) & 31])
+    acc = np.uint32(acc + np.uint32(0x80 | ((c >> 6) & 0x3F)) * bw[(j + 2) & 31])
+    return np.uint32(acc + np.uint32(0x80 | (c & 0x3F)) * bw[(j + 3) & 31]), j + 4
 
 
 @numba.njit(cache=True, nogil=True)
-def _text_signatures(cps, offsets, modes, flags, lower, charmap, ngram, a, b, sig, thash, ntok):
+def _word_tokens(data, start, end, ascii_lower, flags, lower, bw, out):
+    """Token sums of raw text in word mode, as `normalise_words` + `_token_sums` would give:
+    maximal runs of word characters, lower-cased. ASCII bytes take a branch-free step
+    (ascii_lower[byte] is the lower-case byte, or 0 for a non-word byte): the word/non-word
+    test is a mask, not a jump, so token boundaries cost no mispredicted branch."""
+    n = 0
+    acc = np.uint32(0)
+    j = np.int64(0)
+    in_tok = np.int64(0)
+    i = start
+    while i < end:
+        byte = data[i]
+        if byte < 0x80:                     # taken almost always in spaced scripts
+            lc = np.uint32(ascii_lower[byte])
+            w = np.int64(lc != 0)
+            out[n] = acc                    # kept (n moves on) only where a token ends
+            n += in_tok & (1 - w)
+            acc = np.uint32((acc + lc * bw[j & 31]) & (np.uint32(0) - np.uint32(w)))
+            j = (j + 1) & (-w)
+            in_tok = w
+            i += 1
+            continue
+        c, i = _decode(data, i)
+        if flags[c] & 1:
+            acc, j = _add_utf8(acc, j, lower[c], bw)
+            in_tok = 1
+        else:
+            out[n] = acc
+            n += in_tok
+            acc = np.uint32(0)
+            j = 0
+            in_tok = 0
+    out[n] = acc
+    n += in_tok
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def _char_tokens(data, start, end, flags, charmap, bw, out):
+    """Token sums in character mode: every word character, mapped by `shingles.char_map`."""
+    n = 0
+    i = start
+    while i < end:
+        if data[i] < 0x80:
+            c = np.uint32(data[i])
+            i += 1
+        else:
+            c, i = _decode(data, i)
+        c = charmap[c]
+        out[n] = _add_utf8(np.uint32(0), 0, c, bw)[0]
+        n += flags[c] & 1
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def _text_signatures(data, offsets, modes, ascii_lower, flags, lower, charmap, ngram, bw, tw, a, b,
+                     sig, thash, ntok):
     longest = 1
     for d in range(len(modes)):
-        longest = max(longest, offsets[d + 1] - offsets[d] + 1)
+        longest = max(longest, offsets[d + 1] - offsets[d] + 2)
     th = np.empty(longest, dtype=np.uint32)
     sh = np.empty(longest, dtype=np.uint32)
     for d in range(len(modes)):
-        n = 0
-        h64 = np.uint64(14695981039346656037)       # the normalised text's hash (exact duplicates)
         if modes[d] == 1:
-            for i in range(offsets[d], offsets[d + 1]):
-                c = charmap[cps[i]]
-                if flags[c] & 1:
-                    th[n] = _fnv_utf8(np.uint32(FNV_OFFSET), c)
-                    n += 1
-                    h64 = np.uint64((h64 ^ np.uint64(c)) * np.uint64(1099511628211))
+            n = _char_tokens(data, offsets[d], offsets[d + 1], flags, charmap, bw, th)
         else:
-            t = np.uint32(FNV_OFFSET)
-            in_tok = False
-            for i in range(offsets[d], offsets[d + 1]):
-                c = cps[i]
-                if flags[c] & 1:
-                    lc = lower[c]
-                    t = _fnv_utf8(t, lc)
-                    h64 = np.uint64((h64 ^ np.uint64(lc)) * np.uint64(1099511628211))
-                    in_tok = True
-                elif in_tok:
-                    th[n] = t
-                    n += 1
-                    t = np.uint32(FNV_OFFSET)
-                    in_tok = False
-                    h64 = np.uint64((h64 ^ np.uint64(32)) * np.uint64(1099511628211))
-            if in_tok:
-                th[n] = t
-                n += 1
+            n = _word_tokens(data, offsets[d], offsets[d + 1], ascii_lower, flags, lower, bw, th)
         ntok[d] = n
-        thash[d] = np.int64(h64 >> np.uint64(1))
-        _minhash(th, n, ngram, a, b, sh, sig[d])
+        thash[d] = np.int64(_finish_tokens(th, n) >> np.uint64(1))
+        _minhash(th, n, ngram, tw, a, b, sh, sig[d])
 
 
-def _utf32(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    encoded = [t.encode("utf-32-le", "surrogatepass") for t in texts]
-    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-    np.cumsum([len(e) // 4 for e in encoded], out=offsets[1:])
-    return np.frombuffer(b"".join(encoded), dtype=np.uint32), offsets
-
-
-def signatures_from_texts(texts: list[str], ngram: int, num_perm: int, seed: int):
-    """From raw texts: (signatures, modes, normalised-text hashes, token counts), equal to
+def signatures_from_texts(texts, ngram: int, num_perm: int, seed: int):
+    """From raw texts (a list of str, or a pyarrow string array such as a shard's `text`
+    column): (signatures, modes, token-sequence hashes, token counts), equal to
     signatures_from_normalised over shingles.normalise(text, shingles.mode_for(text))."""
     from curate.stages.dedup.shingles import MODE_SAMPLE
     flags, lower, charmap = char_tables()
+    ascii_lower = np.where(flags[:128] & F_WORD, lower[:128], 0).astype(np.uint8)
     a, b = permutations(num_perm, seed)
-    cps, offsets = _utf32(texts)
-    modes = _modes(cps, offsets, flags, MODE_SAMPLE)
-    n = len(texts)
+    data, offsets = utf8_buffers(texts)
+    modes = _modes(data, offsets, flags, MODE_SAMPLE)
+    n = len(offsets) - 1
     sig = np.empty((n, num_perm), dtype=np.uint32)
     thash = np.empty(n, dtype=np.int64)
     ntok = np.empty(n, dtype=np.int64)
-    _text_signatures(cps, offsets, modes, flags, lower, charmap, ngram, a, b, sig, thash, ntok)
+    _text_signatures(data, offsets, modes, ascii_lower, flags, lower, charmap, ngram, BW, TW, a, b,
+                     sig, thash, ntok)
     return sig, modes, thash, ntok

@@ -6,11 +6,14 @@ language: a text whose letters are mostly of scripts written without spaces (Han
 Thai, Lao, Khmer, Myanmar, Tibetan) gets character n-grams, any other word n-grams; so a
 Traditional/Simplified pair that langid labels differently is still shingled alike.
 
-The shingle hash H is the project's own: FNV-1a (32 bit) over each token's UTF-8 bytes
-gives a token hash; FNV-1a over the n token hashes gives the shingle hash. The kernels in
-`minhash.py` compute it in bulk; `shingle_hash` below is the same function over a
-shingle's bytes (tokens joined by U+001F, UTF-8), so that
-`datasketch.MinHash(hashfunc=shingle_hash)` fed `shingle_bytes(...)` gives equal signatures.
+The shingle hash H is the project's own, chosen so that a compiled loop computes it
+without a branch per byte: a token hash is fmix32 of the sum of the token's UTF-8 bytes,
+each times a weight for its position in the token (BYTE_WEIGHTS, position mod 32); the
+shingle hash is the sum of its n token hashes, each times a weight for its position in
+the shingle (TOKEN_WEIGHTS); all modulo 2^32, weights odd. The kernels in `minhash.py`
+compute it in bulk; `shingle_hash` below is the same function over a shingle's bytes
+(tokens joined by U+001F, UTF-8), so that `datasketch.MinHash(hashfunc=shingle_hash)` fed
+`shingle_bytes(...)` gives equal signatures.
 """
 from __future__ import annotations
 
@@ -18,8 +21,19 @@ import re
 import unicodedata
 from functools import lru_cache
 
-FNV_OFFSET = 2166136261
-FNV_PRIME = 16777619
+M32 = 0xFFFFFFFF
+
+
+def _splitmix64(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return x ^ (x >> 31)
+
+
+# fixed odd weights (never change them: they define every stored signature)
+BYTE_WEIGHTS = tuple(_splitmix64(i) & M32 | 1 for i in range(32))
+TOKEN_WEIGHTS = tuple(_splitmix64(0x5EED0000 + i) & M32 | 1 for i in range(100))   # dedup.ngram <= 100
 SEP = "\x1f"
 WORD, CHAR = 0, 1
 
@@ -107,12 +121,19 @@ def shingle_bytes(toks: list[str], n: int) -> list[bytes]:
     return [s.encode("utf-8") for s in shingle_strings(toks, n)]
 
 
+def fmix32(h: int) -> int:
+    """MurmurHash3's 32-bit finaliser."""
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & M32
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & M32
+    return h ^ (h >> 16)
+
+
+def token_hash(tok: bytes) -> int:
+    return fmix32(sum(byte * BYTE_WEIGHTS[j & 31] for j, byte in enumerate(tok)) & M32)
+
+
 def shingle_hash(data: bytes) -> int:
     """H over one shingle's bytes (see the module doc)."""
-    h = FNV_OFFSET
-    for tok in data.split(b"\x1f"):
-        t = FNV_OFFSET
-        for byte in tok:
-            t = ((t ^ byte) * FNV_PRIME) & 0xFFFFFFFF
-        h = ((h ^ t) * FNV_PRIME) & 0xFFFFFFFF
-    return h
+    return sum(token_hash(tok) * TOKEN_WEIGHTS[k] for k, tok in enumerate(data.split(b"\x1f"))) & M32

@@ -24,7 +24,8 @@ from curate.pipeline.storage import location
 WORK = "_work/dedup"
 EXACT_BAND = 65535                     # the band number of exact-text keys
 BAND_ROW_GROUP = 65_536                # rows per row group of a band file: the read granularity
-SIGNATURES_VERSION = "5"             # 4: shingling by script, tw2s + variants; 5: compiled normalisation
+SIGNATURES_VERSION = "6"             # 4: shingling by script, tw2s + variants; 5: compiled normalisation;
+                                     # 6: branch-free shingle hash (position-weighted sums)
 
 
 def _hash64(text: str) -> int:
@@ -77,10 +78,10 @@ def compute_signatures(output: str, unit, s) -> dict:
                              f"(columns: {', '.join(names)})")
         cols.append(score_col)
     table = pq.read_table(out / unit.inputs[0].path, columns=cols)
-    texts = table.column("text").to_pylist()
     # normalisation (by script, never by the predicted language), shingles and MinHash in
-    # compiled loops; thash is the normalised text's 64-bit hash (exact duplicates)
-    sig, _, thash, ntok = signatures_from_texts(texts, s.ngram, s.num_perm, s.seed)
+    # compiled loops over the column's UTF-8 bytes; thash is the hash of the normalised
+    # text's token sequence (exact duplicates)
+    sig, _, thash, ntok = signatures_from_texts(table.column("text"), s.ngram, s.num_perm, s.seed)
     keys = doc_keys(unit.key, table.num_rows)
     bands, rows = s.band_params()
     bkeys = band_keys(sig, bands, rows)
