@@ -203,6 +203,10 @@ def cmd_demo(args) -> int:
     from curate.pipeline.runner import Runner
     from curate.pipeline.demo_corpus import make_demo_corpus
 
+    from curate.pipeline.storage import is_uri
+    if is_uri(args.output):
+        raise ConfigError(f"--output {args.output}: the demo writes its corpus on this machine; give a local "
+                          "folder (`curate run --output s3://...` writes to object storage)")
     out = Path(args.output)
     corpus = out / "corpus"
     if args.scale < 1:
@@ -234,7 +238,7 @@ def cmd_estimate(args) -> int:
     else:
         if not args.input and not args.config:
             raise ConfigError("estimate: give --input SAMPLE_DIR (or --config with input:), or --from-run OUT")
-        out = Path(args.output or tempfile.mkdtemp(prefix="curate-estimate-"))
+        out = location(args.output or tempfile.mkdtemp(prefix="curate-estimate-"))
         overrides = {"input": args.input, "output": str(out)}
         cfg = load_config(args.config, overrides) if args.config else load_config(None, overrides)
         print(f"running the pipeline on the sample into {out} ...", file=sys.stderr, flush=True)

@@ -281,10 +281,10 @@ class ExtractStage(Stage):
     def process(self, unit: Unit, s: ExtractSettings, sink: UnitSink) -> None:
         sink.set_schema(DOC_SCHEMA)
         path = unit.inputs[0].path
-        kind = input_kind(Path(path).name)[0]
+        kind = input_kind(storage.basename(path))[0]
         if kind in (WET, JSONL, PARQUET):
             return self._process_documents(kind, unit, s, sink)
-        warc_file = printable(f"{unit.dump}/{Path(path).name}")
+        warc_file = printable(f"{unit.dump}/{storage.basename(path)}")
         records = Counter()
         rows: list[dict] = []
         extract_seconds = prefilter_seconds = 0.0
@@ -390,7 +390,7 @@ class ExtractStage(Stage):
         """WET conversion records and JSONL/Parquet documents: text as given, no HTML
         extraction. Offsets are byte offsets (WET) or line/row numbers (JSONL/Parquet)."""
         path = unit.inputs[0].path
-        source_file = printable(f"{unit.dump}/{Path(path).name}")
+        source_file = printable(f"{unit.dump}/{storage.basename(path)}")
         sep = "@" if kind == WET else "#"
         if kind == WET:
             fh = storage.open_input(path)

@@ -19,7 +19,6 @@ import os
 import random
 import re
 import tempfile
-from pathlib import Path
 from typing import Iterable
 
 _SPACE = re.compile(r"\s+")
@@ -31,14 +30,18 @@ def normalise(text: str) -> str:
 
 
 def read_texts(path: str | os.PathLike) -> list[str]:
-    path = Path(path)
+    """Texts of a local file or one in object storage."""
+    from curate.pipeline.storage import location
+    path = location(path)
     name = path.name.lower()
     if name.endswith(".parquet"):
         import pyarrow.parquet as pq
         return [t for t in pq.read_table(path, columns=["text"]).column("text").to_pylist() if t]
     if name.endswith((".jsonl", ".jsonl.gz", ".json.gz")):
-        opener = gzip.open if name.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as fh:
+        import io
+        raw = path.open("rb")
+        with (gzip.open(raw, "rt", encoding="utf-8") if name.endswith(".gz")
+              else io.TextIOWrapper(raw, encoding="utf-8")) as fh:
             return [json.loads(line)["text"] for line in fh if line.strip()]
     if name.endswith(".txt"):
         return [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
@@ -56,8 +59,7 @@ def train_quality_model(positives: Iterable[str], negatives: Iterable[str], outp
     if not n_pos or not n_neg:
         raise ValueError(f"need positive and negative examples, got {n_pos} and {n_neg}")
     random.Random(seed).shuffle(rows)
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    from curate.manifests.atomic import atomic_path
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as fh:
         fh.write("\n".join(rows) + "\n")
         train_file = fh.name
@@ -66,9 +68,8 @@ def train_quality_model(positives: Iterable[str], negatives: Iterable[str], outp
                                           dim=dim, seed=seed, thread=1, verbose=0, minCount=1)
     finally:
         os.unlink(train_file)
-    tmp = output.with_name(f".{output.name}.part")
-    model.save_model(str(tmp))
-    os.replace(tmp, output)
+    with atomic_path(output) as tmp:          # a local file, or an upload to object storage
+        model.save_model(str(tmp))
     return {"positives": n_pos, "negatives": n_neg, "output": str(output)}
 
 
