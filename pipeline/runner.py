@@ -298,7 +298,10 @@ class Runner:
                     ctx = PlanContext(config=self.config, output=self.output, upstream=plans,
                                       previous=previous)
                     plans[name] = STAGES[name].plan(ctx)
-                res = self._run_stage(name, plans[name], previous, force, plans.get(previous, []))
+                # the rows the stage before just produced, when it ran in this run: read once
+                known = {r.unit: r for r in result.stages[-1].rows} if (
+                    result.stages and result.stages[-1].stage == previous and not result.stages[-1].blocked) else None
+                res = self._run_stage(name, plans[name], previous, force, plans.get(previous, []), known)
                 result.stages.append(res)
                 if only and res.blocked and previous:
                     # asked for this stage alone while its input is unfinished: say what to run
@@ -308,7 +311,8 @@ class Runner:
         return result
 
     def _run_stage(self, name: str, units: list[Unit], previous: str | None,
-                   force: bool, upstream_units: list[Unit]) -> StageResult:
+                   force: bool, upstream_units: list[Unit],
+                   upstream_rows: dict[str, ManifestRow] | None = None) -> StageResult:
         import ray
 
         stage = STAGES[name]
@@ -326,7 +330,8 @@ class Runner:
             if problem:
                 self.log(f"[{name}] {key}: {problem}; redoing the unit")
                 del rows[key]
-        upstream_rows = read_rows(self.output, previous) if previous else {}
+        if upstream_rows is None:
+            upstream_rows = read_rows(self.output, previous) if previous else {}
         if not units and rows and previous:
             # a stage that plans nothing while its input holds documents would delete its
             # outputs and drop every document unflagged: stop before touching anything

@@ -162,6 +162,7 @@ class UnitSink:
         self._last_progress = 0.0
         self._done_bytes = 0
         self.published: dict[str, tuple[int, str]] = {}    # relative path -> (bytes, sha256)
+        self.reasons: dict[str, int] = {}        # rejects per reason (the manifest row keeps them)
 
     # -- what a stage calls -------------------------------------------------------------
     def set_schema(self, schema: pa.Schema) -> None:
@@ -203,6 +204,7 @@ class UnitSink:
         self._rej_buffer.append({"stage": self.unit.stage, "reason": reason, "detail": detail,
                                  "id": doc_id, "dump": dump, "url": url, "source": source})
         self.rejected += 1
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
         if len(self._rej_buffer) >= ROW_GROUP_DOCS:
             self._flush_rejects()
 
@@ -215,6 +217,8 @@ class UnitSink:
         self._flush_rejects()
         self._write_rejects(table.select(REJECT_SCHEMA.names).cast(REJECT_SCHEMA))
         self.rejected += table.num_rows
+        for item in pc.value_counts(table.column("reason")).to_pylist():
+            self.reasons[item["values"]] = self.reasons.get(item["values"], 0) + item["counts"]
 
     def report_damage(self, message: str) -> None:
         """The input is damaged: what was read is kept, the unit is marked partial."""
@@ -345,6 +349,8 @@ def execute_unit(stage: Stage, settings: Any, unit: Unit, output: str | Path,
                 f"{sink.docs} out + {sink.rejected} rejected = {sink.docs + sink.rejected}")
         if sink.repeats:
             sink.stats["repeats"] = sink.repeats
+        if sink.reasons:    # the run summary counts reasons from the rows, reading no rejects file
+            sink.stats["reasons"] = dict(sorted(sink.reasons.items()))
         check_fence(output, run_id)
         sink.finish()
     except FencedError as exc:
