@@ -332,11 +332,27 @@ def local_copy(where, cache: Path) -> Path:
     return dest
 
 
+_SCRATCH_MAX_AGE_S = 24 * 3600
+_scratch_swept = False
+
+
 def scratch_file(name: str) -> Path:
     """A fresh local temporary file name (for what must be written locally first: a file
-    bound for object storage, a DuckDB database)."""
+    bound for object storage, a DuckDB database). The first call in a process removes what
+    killed workers left there more than a day ago (nothing that old is still being written)."""
+    global _scratch_swept
     folder = Path(tempfile.gettempdir()) / "curate-scratch"
     folder.mkdir(parents=True, exist_ok=True)
+    if not _scratch_swept:
+        _scratch_swept = True
+        import shutil
+        import time
+        for entry in folder.iterdir():
+            try:
+                if time.time() - entry.lstat().st_mtime > _SCRATCH_MAX_AGE_S:
+                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            except OSError:
+                pass
     return folder / f"{uuid.uuid4().hex[:12]}-{name}"
 
 

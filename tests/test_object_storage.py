@@ -111,3 +111,32 @@ def test_the_lock_object_refuses_a_second_driver_and_expires(s3, demo_corpus):
     lock.write_text(f"deadbeef pid 1 on elsewhere since x lease_until {past.isoformat(timespec='seconds')}\n")
     with output_lock(out, lease_s=30) as run_id:
         assert lock.read_text().startswith(run_id)
+
+
+def test_a_killed_run_on_object_storage_reruns_to_the_same_corpus(s3, ray_address, demo_corpus, tmp_path):
+    """SIGKILL the driver mid-run (its lock object stays, with its lease); the rerun waits
+    for the lease to end, takes the output over and finishes with the same documents,
+    none twice."""
+    import signal
+    import time
+    env, client = s3
+    out = "s3://objstore-out/killed"
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"input: {demo_corpus}\noutput: {out}\nray:\n  num_cpus: 2\nstorage:\n  lock_lease_s: 10\n")
+    proc = subprocess.Popen(curate_cmd() + ["run", "--config", str(cfg), "--no-report"], env=env, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    for line in proc.stdout:                        # killed once dedup has started
+        if line.startswith("[dedup]"):
+            break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    assert "Contents" in client.list_objects_v2(Bucket="objstore-out", Prefix="killed/.curate.lock")
+    refused = _curate(env, "run", "--config", str(cfg), "--no-report", ok=(2,))
+    assert "in use by another curate run" in refused.stderr and "lease_until" in refused.stderr
+    time.sleep(11)                                  # the dead driver's lease ends
+    _curate(env, "run", "--config", str(cfg), "--no-report", "--quiet")
+    local = tmp_path / "local"
+    run_stages(ray_address, demo_corpus, local)
+    for stage in ("extract", "dedup", "quality"):
+        assert doc_set(out, stage) == doc_set(local, stage), stage
+    assert "match their manifest rows" in _curate(env, "verify", "--output", out).stdout
