@@ -17,6 +17,8 @@ Steps (Ray tasks; the driver holds only the plan and small summaries):
 """
 from __future__ import annotations
 
+import functools
+
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,8 +92,15 @@ class DedupSettings:
     def band_params(self) -> tuple[int, int]:
         if self.bands:
             return self.bands, self.rows
-        from datasketch.lsh import _optimal_param
-        return _optimal_param(self.threshold, self.num_perm, 0.5, 0.5)
+        return optimal_bands(self.threshold, self.num_perm)
+
+
+@functools.lru_cache(maxsize=64)
+def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """datasketch's (bands, rows) for a threshold: it integrates the false positive and
+    negative rates for every split (about 16 ms), so each process does it once."""
+    from datasketch.lsh import _optimal_param
+    return _optimal_param(threshold, num_perm, 0.5, 0.5)
 
 
 class DedupStage(Stage):
