@@ -223,6 +223,12 @@ def test_two_node_cluster_on_object_storage_survives_losing_a_node(s3_env, clust
     assert doc_set("s3://cluster-corpus/job") == {d for d in doc_set(local_out) if d[0] in
                                           {x["id"] for x in read_shards(local_out, "extract")
                                            if x["dump"] == "CC-MAIN-2024-26"}}
+    # the same S3 paths as the run above, as a job: every unit found done, nothing rewritten
+    again = subprocess.run([ray_cli, "job", "submit", "--address", dashboard, "--"] + curate_cmd() +
+                           ["run", "--input", src, "--output", out, "--no-report"],
+                           env=job_env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "6 units: 6 already done, 0 to run" in again.stdout + again.stderr
 
 
 def _read(out: str, rel: str) -> bytes:
