@@ -140,3 +140,25 @@ def test_a_killed_run_on_object_storage_reruns_to_the_same_corpus(s3, ray_addres
     for stage in ("extract", "dedup", "quality"):
         assert doc_set(out, stage) == doc_set(local, stage), stage
     assert "match their manifest rows" in _curate(env, "verify", "--output", out).stdout
+
+
+def test_object_paths_behave_like_the_paths_curate_uses(s3):
+    from curate.pipeline.storage import ObjectPath, location, rmtree
+    root = location("s3://objstore-out//paths/")
+    assert isinstance(root, ObjectPath) and str(root) == "s3://objstore-out/paths"
+    assert location("rel/dir") == __import__("pathlib").Path("rel/dir")
+    for key in ("a/x.parquet", "a/y.parquet", "a/sub/z.parquet", "b.txt"):
+        (root / key).write_bytes(key.encode())
+    assert [p.name for p in (root / "a").glob("*.parquet")] == ["x.parquet", "y.parquet"]
+    assert sorted(p.name for p in root.glob("**/*.parquet")) == ["x.parquet", "y.parquet", "z.parquet"]
+    assert (root / "a" / "sub" / "z.parquet").parent == root / "a" / "sub"
+    assert (root / "a" / "x.parquet").relative_to(root) == "a/x.parquet"
+    assert (root / "a" / "x.parquet").stem == "x" and (root / "a" / "x.parquet").suffix == ".parquet"
+    assert root.listing() == {"a/x.parquet": 11, "a/y.parquet": 11, "a/sub/z.parquet": 15, "b.txt": 5}
+    assert (root / "a").is_dir() and (root / "b.txt").is_file() and not (root / "nope").exists()
+    assert (root / "b.txt").read_text() == "b.txt" and (root / "b.txt").stat().st_size == 5
+    with pytest.raises(FileNotFoundError):
+        (root / "nope").read_bytes()
+    (root / "nope").unlink(missing_ok=True)
+    rmtree(root / "a")
+    assert not list((root / "a").glob("*.parquet")) and (root / "b.txt").exists()
