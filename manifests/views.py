@@ -14,7 +14,7 @@ from dataclasses import asdict
 
 from curate.manifests.manifest import FINISHED, MANIFEST_SCHEMA, read_all_rows
 from curate.pipeline.schema import DOC_SCHEMA, REJECT_SCHEMA
-from curate.pipeline.storage import ObjectPath, duckdb_connection, location
+from curate.pipeline.storage import ObjectPath, duckdb_connection, location, parquet_dataset
 
 
 def sql_str(value) -> str:
@@ -32,7 +32,7 @@ def _view_over(con: duckdb.DuckDBPyConnection, view: str, paths: list,
         # object storage: a pyarrow dataset (parallel, ranged reads in C++) that DuckDB scans
         # lazily with projection and filter pushdown; far fewer round trips than reading
         # through a Python fsspec file system
-        con.register(f"_ds_{view}", object_dataset(paths))
+        con.register(f"_ds_{view}", parquet_dataset(paths))
         con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM _ds_{view}")
     elif paths:
         con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM "
@@ -40,20 +40,6 @@ def _view_over(con: duckdb.DuckDBPyConnection, view: str, paths: list,
     else:
         con.register(f"_empty_{view}", empty_schema.empty_table())
         con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM _empty_{view}")
-
-
-def object_dataset(paths: list[ObjectPath]):
-    """A pyarrow dataset over Parquet objects, its schema the union of theirs (as DuckDB's
-    union_by_name); footers are read in parallel."""
-    from concurrent.futures import ThreadPoolExecutor
-    import pyarrow.dataset as ds
-    import pyarrow.parquet as pq
-    fs, _ = paths[0]._fs()
-    keys = [p._fs()[1] for p in paths]
-    with ThreadPoolExecutor(16) as pool:
-        schemas = list(pool.map(lambda k: pq.read_schema(k, filesystem=fs), keys))
-    schema = pa.unify_schemas([s.remove_metadata() for s in schemas], promote_options="permissive")
-    return ds.dataset(keys, schema=schema, format="parquet", filesystem=fs)
 
 
 def manifest_table(output: str | Path) -> pa.Table:

@@ -11,7 +11,7 @@ from curate.manifests.manifest import FINISHED, read_rows
 from curate.manifests.verify import damage, listed_sizes
 from curate.pipeline.runner import DONE, FAILED_STATE, MISSING, PARTIAL, STALE, RunResult, unit_state
 from curate.pipeline.stage import Unit
-from curate.pipeline.storage import ObjectPath
+from curate.pipeline.storage import ObjectPath, parquet_dataset
 from curate.manifests.views import sql_list
 
 
@@ -21,8 +21,7 @@ def top_reasons(output: Path, rows, n: int = 5) -> list[tuple[str, int]]:
         return []
     con = duckdb.connect()
     if isinstance(output, ObjectPath):
-        from curate.manifests.views import object_dataset
-        con.register("_rejects", object_dataset(paths))
+        con.register("_rejects", parquet_dataset(paths))
         source = "_rejects"
     else:
         source = f"read_parquet({sql_list(paths)})"

@@ -144,7 +144,6 @@ class UnitSink:
         self.unit = unit
         self.docs_in = 0
         self.docs = 0
-        self.rejected = 0
         self.chars = 0
         self.damage: list[str] = []
         self.stats: dict[str, Any] = {}
@@ -163,6 +162,10 @@ class UnitSink:
         self._done_bytes = 0
         self.published: dict[str, tuple[int, str]] = {}    # relative path -> (bytes, sha256)
         self.reasons: dict[str, int] = {}        # rejects per reason (the manifest row keeps them)
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.reasons.values())
 
     # -- what a stage calls -------------------------------------------------------------
     def set_schema(self, schema: pa.Schema) -> None:
@@ -203,7 +206,6 @@ class UnitSink:
                url: str | None, source: str | None = None) -> None:
         self._rej_buffer.append({"stage": self.unit.stage, "reason": reason, "detail": detail,
                                  "id": doc_id, "dump": dump, "url": url, "source": source})
-        self.rejected += 1
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
         if len(self._rej_buffer) >= ROW_GROUP_DOCS:
             self._flush_rejects()
@@ -216,7 +218,6 @@ class UnitSink:
             table = table.append_column("stage", pa.array([self.unit.stage] * table.num_rows))
         self._flush_rejects()
         self._write_rejects(table.select(REJECT_SCHEMA.names).cast(REJECT_SCHEMA))
-        self.rejected += table.num_rows
         for item in pc.value_counts(table.column("reason")).to_pylist():
             self.reasons[item["values"]] = self.reasons.get(item["values"], 0) + item["counts"]
 

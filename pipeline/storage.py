@@ -253,6 +253,15 @@ class ObjectPath:
         except Exception as exc:
             raise _fail(self.uri, f"upload {local} to it", exc) from None
 
+    def download(self, local: Path) -> None:
+        """Copy this object to a local file."""
+        import pyarrow.fs as pafs
+        fs, path = self._fs()
+        try:
+            pafs.copy_files(path, str(local), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+        except Exception as exc:
+            raise _fail(self.uri, f"download it to {local}", exc) from None
+
     def unlink(self, missing_ok: bool = False) -> None:
         fs, path = self._fs()
         try:
@@ -316,24 +325,32 @@ def local_copy(where, cache: Path) -> Path:
     if not isinstance(loc, ObjectPath):
         return loc
     import hashlib
-    import pyarrow.fs as pafs
     st = loc.stat()
     tag = hashlib.sha256(f"{loc.uri}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
     dest = cache / f"{tag}-{loc.name}"
     if not dest.is_file():
         cache.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}")
-        fs, path = loc._fs()
-        try:
-            pafs.copy_files(path, str(tmp), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
-        except Exception as exc:
-            raise _fail(loc.uri, f"download it to {tmp}", exc) from None
+        loc.download(tmp)
         os.replace(tmp, dest)
     return dest
 
 
 _SCRATCH_MAX_AGE_S = 24 * 3600
 _scratch_swept = False
+
+
+def parquet_dataset(paths: list[ObjectPath]):
+    """A pyarrow dataset over Parquet objects, its schema the union of theirs (as DuckDB's
+    union_by_name); footers are read side by side."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+    fs, _ = paths[0]._fs()
+    keys = [p._fs()[1] for p in paths]
+    schemas = map_io(lambda k: pq.read_schema(k, filesystem=fs), keys, paths[0])
+    schema = pa.unify_schemas([s.remove_metadata() for s in schemas], promote_options="permissive")
+    return ds.dataset(keys, schema=schema, format="parquet", filesystem=fs)
 
 
 def scratch_file(name: str) -> Path:

@@ -1,6 +1,7 @@
 """Shared fixtures: the real data in ../shared, one Ray for the whole session, runs."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -76,6 +77,35 @@ def crawl_extract(ray_address, tmp_path_factory):
     out = tmp_path_factory.mktemp("crawl") / "out"
     result = run_stages(ray_address, DATA / "crawl", out)
     return out, result
+
+
+@contextlib.contextmanager
+def s3_server(*buckets: str):
+    """A moto S3 server on loopback holding these buckets, this process's AWS_* variables
+    pointed at it until the block ends; yields (environment for subprocesses, boto3 client).
+    moto keeps buckets per process across servers: give names no other test uses."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+    from curate.pipeline import storage
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    saved = dict(os.environ)
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1",
+                      AWS_REGION="us-east-1", AWS_ENDPOINT_URL=f"http://{host}:{port}",
+                      AWS_EC2_METADATA_DISABLED="true")
+    storage._filesystem.cache_clear()           # file systems made before now know another endpoint
+    client = boto3.client("s3")
+    for bucket in buckets:
+        client.create_bucket(Bucket=bucket)
+    try:
+        yield {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, client
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        storage._filesystem.cache_clear()
+        server.stop()
 
 
 def curate_cmd() -> list[str]:

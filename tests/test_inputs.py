@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import DATA, REPO, curate_cmd, read_shards, run_stages
+from conftest import DATA, REPO, curate_cmd, read_shards, run_stages, s3_server
 from curate.manifests.manifest import read_rows
 
 REAL = DATA / "real-warc"
@@ -146,9 +146,6 @@ def test_wet_file_named_warc_still_gives_its_documents(ray_address, tmp_path):
 
 def test_inputs_from_object_storage_equal_a_local_run(ray_address, tmp_path):
     """The crawl in S3 (a local moto server on loopback): the same documents as from disk."""
-    import os
-    import boto3
-    from moto.server import ThreadedMotoServer
     src = DATA / "crawl"
     files = sorted(src.glob("*/*.warc.gz"))[:3]
     local = tmp_path / "local"
@@ -157,17 +154,7 @@ def test_inputs_from_object_storage_equal_a_local_run(ray_address, tmp_path):
         shutil.copy(f, local / f.parent.name / f.name)
     (local / "mine").mkdir()
     (local / "mine" / "docs.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in _people_daily(5)))
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-               "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-               "AWS_EC2_METADATA_DISABLED": "true"}
-        env.pop("RAY_ADDRESS", None)
-        s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], aws_access_key_id="test",
-                          aws_secret_access_key="test", region_name="us-east-1")
-        s3.create_bucket(Bucket="crawl")
+    with s3_server("crawl") as (env, s3):
         for f in local.rglob("*"):
             if f.is_file():
                 s3.upload_file(str(f), "crawl", f"cc/{f.relative_to(local)}")
@@ -182,8 +169,6 @@ def test_inputs_from_object_storage_equal_a_local_run(ray_address, tmp_path):
                              capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
         assert bad.returncode == 2 and "s3://no-such-bucket/cc" in bad.stderr, bad.stderr
         assert "Traceback" not in bad.stderr and "AWS_SECRET" not in bad.stderr
-    finally:
-        server.stop()
     ref = tmp_path / "from-disk"
     run_stages(ray_address, local, ref, stages=["extract"])         # the default order: pre-filter on, as above
     docs = lambda o: sorted((d["id"], d["warc_file"], d["text"]) for d in read_shards(o, "extract"))

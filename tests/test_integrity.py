@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import DATA, REPO, curate_cmd, doc_set, read_shards, run_stages
+from conftest import DATA, REPO, curate_cmd, doc_set, read_shards, run_stages, s3_server
 from curate.manifests.manifest import read_rows
 
 # -- helpers --------------------------------------------------------------------------------
@@ -453,17 +453,8 @@ def test_dedup_curve_equals_dedup_on_each_prefix_of_dumps(ray_address, crawl, tm
 def test_bad_output_uris_are_clear_errors_before_any_work(tmp_path, capsys, monkeypatch, demo_corpus):
     """A URI with no bucket, a scheme nothing reads, a bucket that does not exist: exit 2
     naming the location, before any work, and never a local ./s3: folder."""
-    from moto.server import ThreadedMotoServer
-    from curate.pipeline import storage
     from curate.pipeline.cli import main
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        for k, v in dict(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1",
-                         AWS_ENDPOINT_URL=f"http://{host}:{port}", AWS_EC2_METADATA_DISABLED="true").items():
-            monkeypatch.setenv(k, v)
-        storage._filesystem.cache_clear()
+    with s3_server():
         monkeypatch.chdir(tmp_path)
         for uri, says in (("s3:///out", "names no bucket"), ("nosuchfs://host/out", "not a storage location"),
                           ("s3://no-such-bucket/out", "does not exist")):
@@ -471,6 +462,3 @@ def test_bad_output_uris_are_clear_errors_before_any_work(tmp_path, capsys, monk
             err = capsys.readouterr().err
             assert rc == 2 and uri in err and says in err and "Traceback" not in err, err
         assert not (tmp_path / "s3:").exists() and not list(tmp_path.iterdir())
-    finally:
-        storage._filesystem.cache_clear()
-        server.stop()

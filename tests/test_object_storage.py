@@ -11,35 +11,15 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, curate_cmd, doc_set, read_shards, run_stages
+from conftest import REPO, curate_cmd, doc_set, read_shards, run_stages, s3_server
 from curate.manifests.manifest import read_rows
 
 
 @pytest.fixture(scope="module")
 def s3():
-    """(environment for subprocesses, boto3 client); this process reads the bucket too."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-    from curate.pipeline import storage
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    creds = dict(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1",
-                 AWS_ENDPOINT_URL=f"http://{host}:{port}", AWS_EC2_METADATA_DISABLED="true")
-    saved = dict(os.environ)
-    os.environ.update(creds)
-    storage._filesystem.cache_clear()
-    client = boto3.client("s3")
-    for bucket in ("objstore-out", "objstore-cfg"):       # moto keeps buckets per process: own names
-        client.create_bucket(Bucket=bucket)
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    try:
-        yield env, client
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        storage._filesystem.cache_clear()
-        server.stop()
+    """(environment for subprocesses, boto3 client); this process reads the buckets too."""
+    with s3_server("objstore-out", "objstore-cfg") as server:
+        yield server
 
 
 def _curate(env, *args, ok=(0,)):

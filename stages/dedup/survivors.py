@@ -156,14 +156,10 @@ MEMBER_COLUMNS = ["doc", "id", "dump", "n_chars", "text_hash", "score"]
 def _stage_locally(out: ObjectPath, unit_keys: list[str], folder) -> tuple[str, list[str]]:
     """Copy the edges and the member columns of every signature file from object storage
     to the local folder (side by side); (edges glob, signature files) there."""
-    import pyarrow.fs as pafs
     edges_dir = folder / "edges"
     edges_dir.mkdir(parents=True, exist_ok=True)
-    fs, edges_key = (out / EDGES)._fs()
-    infos = fs.get_file_info(pafs.FileSelector(edges_key, allow_not_found=True))
-    keys = [i.path for i in infos if i.type == pafs.FileType.File and i.base_name.startswith("part-")]
-    map_io(lambda k: pafs.copy_files(k, str(edges_dir / k.rsplit("/", 1)[1]), source_filesystem=fs,
-                                     destination_filesystem=pafs.LocalFileSystem()), keys, out)
+    parts = list((out / EDGES).glob("part-*.parquet"))
+    map_io(lambda p: p.download(edges_dir / p.name), parts, out)
     sig_dir = folder / "signatures"
     sig_dir.mkdir(parents=True, exist_ok=True)
     local = [str(sig_dir / f"{i:06d}.parquet") for i in range(len(unit_keys))]
@@ -171,7 +167,7 @@ def _stage_locally(out: ObjectPath, unit_keys: list[str], folder) -> tuple[str, 
     def fetch(i):
         pq.write_table(pq.read_table(signature_path(out, unit_keys[i]), columns=MEMBER_COLUMNS), local[i])
     map_io(fetch, list(range(len(unit_keys))), out)
-    if not keys:            # no edges at all: an empty file keeps the SQL the same
+    if not parts:           # no edges at all: an empty file keeps the SQL the same
         pq.write_table(pa.table({"a": pa.array([], pa.int64()), "b": pa.array([], pa.int64())}),
                        edges_dir / "part-00000.parquet")
     return str(edges_dir / "part-*.parquet"), local
