@@ -110,6 +110,51 @@ def test_custom_field_names(ray_address, tmp_path):
     assert all(d["date"].year == 1998 for d in docs)
 
 
+def test_web_jsonl_quirks_keep_every_document(ray_address, tmp_path):
+    """Real web JSONL carries lone UTF-16 surrogates (JSON allows the escape, UTF-8 cannot
+    hold it), bytes that are not UTF-8, and the url/date inside `metadata` (datatrove and
+    Dolma write them there; Dolma names its files .json.gz). One such line used to fail
+    the whole file: every document must come out, damaged characters as U+FFFD."""
+    recs = _people_daily(6)
+    dump = tmp_path / "in" / "web"
+    dump.mkdir(parents=True)
+    lines = [json.dumps({"id": "s1", "text": "\ud800" + recs[0]["text"], "url": "https://e.cn/\udfff"}).encode(),
+             json.dumps({"id": "b1", "text": "BYTE" + recs[1]["text"]}, ensure_ascii=False).encode().replace(
+                 b"BYTE", b"\xff\xfe"),
+             json.dumps({"id": "m1", "text": recs[2]["text"],
+                         "metadata": {"url": "https://e.cn/m1", "date": "1998-01-03T00:00:00Z"}}).encode()]
+    (dump / "quirks.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    with gzip.open(dump / "dolma.json.gz", "wt", encoding="utf-8") as fh:
+        fh.write("\n".join(json.dumps({"id": r["id"], "text": r["text"], "source": "pd",
+                                       "metadata": {"url": r["url"]}}, ensure_ascii=False) for r in recs[3:6]))
+    out = tmp_path / "out"
+    res = run_stages(ray_address, tmp_path / "in", out, order=["extract"])
+    assert not res.failed
+    assert {k: r.status for k, r in read_rows(out, "extract").items()} == {"web/quirks": "done", "web/dolma": "done"}
+    docs = {d["warc_record_id"]: d for d in read_shards(out, "extract")}
+    assert set(docs) == {"s1", "b1", "m1"} | {r["id"] for r in recs[3:6]}
+    assert docs["s1"]["text"].startswith("\ufffd") and docs["s1"]["replaced_chars"] >= 1
+    assert docs["s1"]["url"] == "https://e.cn/%EF%BF%BD" or "\ufffd" in docs["s1"]["url"]
+    assert docs["b1"]["text"].startswith("\ufffd")
+    assert docs["m1"]["url"] == "https://e.cn/m1" and docs["m1"]["date"].day == 3
+    assert {docs[r["id"]]["url"] for r in recs[3:6]} == {r["url"] for r in recs[3:6]}
+
+
+def test_dotted_field_names_reach_into_nested_records(ray_address, tmp_path):
+    recs = _people_daily(4)
+    dump = tmp_path / "in" / "d"
+    dump.mkdir(parents=True)
+    rows = [{"doc": {"body": r["text"], "key": r["id"]}, "meta": {"link": r["url"]}} for r in recs]
+    (dump / "n.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows[:2]))
+    pq.write_table(pa.Table.from_pylist(rows[2:]), dump / "n2.parquet")
+    out = tmp_path / "out"
+    run_stages(ray_address, tmp_path / "in", out, order=["extract"],
+               extract={"text_field": "doc.body", "id_field": "doc.key", "url_field": "meta.link"})
+    docs = read_shards(out, "extract")
+    assert sorted(d["warc_record_id"] for d in docs) == sorted(r["id"] for r in recs)
+    assert {d["url"] for d in docs} == {r["url"] for r in recs}
+
+
 def test_flat_folder_needs_dump_and_works_with_it(ray_address, tmp_path):
     flat = tmp_path / "flat"
     flat.mkdir()

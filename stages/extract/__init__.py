@@ -62,10 +62,10 @@ class ExtractSettings:
                                               "languages' own probability must also be under 2%)", between(0.5, 1))
     prefilter_languages: list[str] = setting([], "languages the pre-filter keeps; [] = langid.languages", NONEMPTY)
     prefilter_model_path: str | None = setting(None, "lid.176 model for the pre-filter; null = langid's", NONEMPTY)
-    text_field: str = setting("text", "JSONL/Parquet inputs: the field that holds the text", NONEMPTY)
+    text_field: str = setting("text", "JSONL/Parquet inputs: the field that holds the text (a dotted name such as doc.body reaches into nested objects)", NONEMPTY)
     id_field: str = setting("id", "JSONL/Parquet inputs: the field with the input's own id (optional; "
                                   "kept as warc_record_id; document ids stay unique)", NONEMPTY)
-    url_field: str = setting("url", "JSONL/Parquet inputs: the URL field (optional)", NONEMPTY)
+    url_field: str = setting("url", "JSONL/Parquet inputs: the URL field (optional; also looked up under metadata)", NONEMPTY)
     date_field: str = setting("date", "JSONL/Parquet inputs: the date field, ISO 8601 or epoch seconds "
                                       "(optional)", NONEMPTY)
 
@@ -239,8 +239,8 @@ def input_ref(entry: storage.Entry, name: str) -> InputRef:
 
 class ExtractStage(Stage):
     name = "extract"
-    code_version = "4"      # 2: ids include the record's place, URLs lose WARC/1.0 brackets; 3: GB18030
-                            # with replacement, replaced_chars
+    code_version = "5"      # 2: ids include the record's place, URLs lose WARC/1.0 brackets; 3: GB18030
+                            # with replacement, replaced_chars; 5: JSON lines keep lone surrogates as U+FFFD, url/date under metadata
     settings_cls = ExtractSettings
     summary = "WARC response records -> main text (trafilatura)"
 

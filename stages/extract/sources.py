@@ -24,6 +24,10 @@ SUFFIXES = [
     (".warc.wat.gz", WAT), (".wat.gz", WAT), (".warc.wat", WAT), (".wat", WAT),
     (".warc.gz", WARC), (".warc", WARC), (".arc.gz", WARC), (".arc", WARC),
     (".jsonl.gz", JSONL), (".jsonl.zst", JSONL), (".jsonl", JSONL),
+    # JSON lines under other names: Dolma writes .json.gz; plain .json is left unread
+    # (it is as often one JSON document, e.g. a dataset's metadata, as JSON lines)
+    (".json.gz", JSONL), (".json.zst", JSONL),
+    (".ndjson.gz", JSONL), (".ndjson.zst", JSONL), (".ndjson", JSONL),
     (".parquet", PARQUET),
 ]
 READABLE = (WARC, WET, JSONL, PARQUET)
@@ -192,22 +196,59 @@ def _lines(path: str, compression: str | None) -> Iterator[bytes]:
             yield rest
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean(value: str) -> str:
+    """JSON may escape lone UTF-16 surrogates (`\\ud800`), which no UTF-8 string can hold
+    (Arrow refuses them): they become U+FFFD, as undecodable bytes do."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", value)
+    return value
+
+
+def _field(rec: dict, name: str, in_metadata: bool = True) -> Any:
+    """A record's field: `name` itself, a dotted path into nested objects (`meta.url`), or,
+    for a plain name the record lacks, the same name under `metadata` (where datatrove
+    and Dolma put url and date)."""
+    if name in rec:
+        return rec[name]
+    if "." in name:
+        node: Any = rec
+        for part in name.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return node
+    meta = rec.get("metadata")
+    return meta.get(name) if in_metadata and isinstance(meta, dict) else None
+
+
 def _record(rec: Any, where: int, f: Fields) -> Event:
     if not isinstance(rec, dict):
         return Skip("extract:bad_record", f"not a JSON object: {type(rec).__name__}", where)
-    url = rec.get(f.url)
-    url = url if isinstance(url, str) else None
-    sid = rec.get(f.id)
-    sid = None if sid is None else str(sid)
-    text = rec.get(f.text)
+    url = _field(rec, f.url)
+    url = _clean(url) if isinstance(url, str) else None
+    sid = _field(rec, f.id)
+    sid = None if sid is None or isinstance(sid, (dict, list)) else _clean(str(sid))
+    text = _field(rec, f.text, in_metadata=False)
     if text is None:
         return Skip("extract:no_text", f"no '{f.text}' field", where, url, sid)
     if not isinstance(text, str):
         return Skip("extract:no_text", f"'{f.text}' is a {type(text).__name__}, not a string", where, url, sid)
-    text = text.strip()
+    text = _clean(text).strip()
     if not text:
         return Skip("extract:empty", None, where, url, sid)
-    return Doc(text, where, url, parse_date(rec.get(f.date)), sid)
+    return Doc(text, where, url, parse_date(_field(rec, f.date)), sid)
+
+
+def _json(line: bytes) -> Any:
+    try:
+        return json.loads(line)
+    except UnicodeDecodeError:      # bytes that are not UTF-8: keep the record, mark them U+FFFD
+        return json.loads(line.decode("utf-8", errors="replace"))
 
 
 def read_jsonl(path: str, f: Fields) -> Iterator[Event]:
@@ -221,7 +262,7 @@ def read_jsonl(path: str, f: Fields) -> Iterator[Event]:
             if not line.strip():
                 continue
             try:
-                rec = json.loads(line)
+                rec = _json(line)
             except ValueError as exc:
                 yield Skip("extract:bad_json", f"line {n}: {str(exc)[:200]}", n)
                 continue
@@ -240,10 +281,12 @@ def read_parquet(path: str, f: Fields) -> Iterator[Event]:
         yield Damage(0, f"not a readable Parquet file: {str(exc)[:200]}")
         return
     names = pf.schema_arrow.names
-    if f.text not in names:
+    top = {name: name.split(".", 1)[0] if name not in names else name
+           for name in (f.text, f.id, f.url, f.date)}
+    if top[f.text] not in names:
         yield Damage(0, f"no '{f.text}' column (columns: {', '.join(names)}); set extract.text_field")
         return
-    cols = [c for c in dict.fromkeys((f.text, f.id, f.url, f.date)) if c in names]
+    cols = [c for c in dict.fromkeys(list(top.values()) + ["metadata"]) if c in names]
     row = 0
     for batch in pf.iter_batches(columns=cols, batch_size=2000):
         for rec in batch.to_pylist():
