@@ -18,6 +18,35 @@ def test_chunked_and_gzip_bodies_are_decoded():
     assert r.body == html
 
 
+def test_brotli_and_zstd_bodies_are_decoded_within_the_cap():
+    """Crawlers that keep the raw payload (browsertrix, warcprox) store br and zstd bodies:
+    they decode, stop past the cap like gzip, and a body that is not what it claims is an
+    HTTP error (extract:bad_http), never an exception."""
+    import pyarrow as pa
+    from curate.stages.extract.http import BodyTooLarge, HttpError
+    import random
+    words = [bytes(random.Random(i).choices(b"abcdefghijklmnopqrstuvwxyz", k=7)) for i in range(3000)]
+    html = b"<html><body><p>" + b" ".join(words) + b"</p></body></html>"      # compresses little
+    bodies = {"br": pa.compress(html, codec="brotli", asbytes=True),
+              "zstd": pa.compress(html, codec="zstd", asbytes=True),
+              "gzip, br": pa.compress(gzip.compress(html), codec="brotli", asbytes=True)}
+    for enc, body in bodies.items():
+        r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: "
+                           + enc.encode() + b"\r\n\r\n" + body, max_body=1 << 20)
+        assert r.body == html, enc
+        with pytest.raises(BodyTooLarge):
+            parse_response(b"HTTP/1.1 200 OK\r\nContent-Encoding: " + enc.encode() + b"\r\n\r\n" + body,
+                           max_body=1000)
+        if enc == "br":             # cut short (WARC-Truncated): what decoded is kept, as with gzip
+            r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Encoding: " + enc.encode() + b"\r\n\r\n"
+                               + body[:len(body) // 2], max_body=1 << 20)
+            assert 0 < len(r.body) < len(html) and html.startswith(r.body), enc
+    with pytest.raises(HttpError):
+        parse_response(b"HTTP/1.1 200 OK\r\nContent-Encoding: br\r\n\r\nnot brotli at all", max_body=1000)
+    with pytest.raises(HttpError, match="unsupported"):
+        parse_response(b"HTTP/1.1 200 OK\r\nContent-Encoding: compress\r\n\r\nxx")
+
+
 def test_html_is_found_by_type_or_by_sniffing():
     assert is_html(parse_response(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n<!DOCTYPE html><html>"))
     assert not is_html(parse_response(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n\r\n<html>"))

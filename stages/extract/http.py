@@ -63,12 +63,35 @@ def parse_response(block: bytes, max_body: int | None = None) -> HttpResponse:
     body = block[end + sep:]
     if "chunked" in headers.get("transfer-encoding", "").lower():
         body = _dechunk(body)
-    encoding = headers.get("content-encoding", "").strip().lower()
-    if encoding in ("gzip", "x-gzip", "deflate"):
-        body = _inflate(body, encoding, max_body)
-    elif encoding not in ("", "identity", "none"):
-        raise HttpError(f"unsupported Content-Encoding {encoding!r}")
+    # codings in the order the server applied them: undo the last first
+    for encoding in reversed([e.strip() for e in headers.get("content-encoding", "").lower().split(",")]):
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            body = _inflate(body, encoding, max_body)
+        elif encoding in _ARROW_CODECS:
+            body = _decompress_stream(body, encoding, max_body)
+        elif encoding not in ("", "identity", "none"):
+            raise HttpError(f"unsupported Content-Encoding {encoding!r}")
     return HttpResponse(int(parts[1]), headers, body)
+
+
+# brotli and zstd through pyarrow's streaming codecs (already a dependency): bounded reads
+_ARROW_CODECS = {"br": "brotli", "zstd": "zstd"}
+
+
+def _decompress_stream(body: bytes, encoding: str, max_body: int | None = None) -> bytes:
+    """Decode in blocks: a body cut short (WARC-Truncated) keeps what decoded, as gzip's does."""
+    import pyarrow as pa
+    out = bytearray()
+    try:
+        with pa.input_stream(pa.py_buffer(body), compression=_ARROW_CODECS[encoding]) as stream:
+            while block := stream.read(8192):     # small blocks: a cut body loses < 8 KB
+                out += block
+                if max_body is not None and len(out) > max_body:
+                    raise BodyTooLarge(max_body, encoding)
+    except (OSError, pa.ArrowException) as exc:
+        if not out:
+            raise HttpError(f"body does not decode as {encoding}: {str(exc)[:120]}") from None
+    return bytes(out)
 
 
 def _dechunk(body: bytes) -> bytes:
