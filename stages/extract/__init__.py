@@ -240,7 +240,7 @@ def input_ref(entry: storage.Entry, name: str) -> InputRef:
 class ExtractStage(Stage):
     name = "extract"
     code_version = "5"      # 2: ids include the record's place, URLs lose WARC/1.0 brackets; 3: GB18030
-                            # with replacement, replaced_chars; 5: JSON lines keep lone surrogates as U+FFFD, url/date under metadata
+                            # with replacement, replaced_chars; 5: JSON lines keep lone surrogates as U+FFFD, url/date under metadata; brotli and zstd bodies
     settings_cls = ExtractSettings
     summary = "WARC response records -> main text (trafilatura)"
 
