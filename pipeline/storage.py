@@ -461,6 +461,12 @@ def is_dir(where: str) -> bool:
     return ObjectPath(where).is_dir()
 
 
+def is_file(where: str) -> bool:
+    if not is_uri(where):
+        return os.path.isfile(where)
+    return ObjectPath(where).is_file()
+
+
 def list_dir(where: str) -> list[Entry]:
     """The entries of a folder, sorted by name. A local entry that cannot be followed (a
     symlink loop, a dangling link) is listed as a file, so that reading it fails by name."""

@@ -162,6 +162,9 @@ def test_flat_folder_needs_dump_and_works_with_it(ray_address, tmp_path):
     r = subprocess.run(curate_cmd() + ["run", "--input", str(flat), "--output", str(tmp_path / "o1"),
                                        "--address", ray_address], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 2 and "--dump NAME" in r.stderr, r.stderr
+    r = subprocess.run(curate_cmd() + ["run", "--input", str(flat / "sample.wet"), "--output", str(tmp_path / "o1"),
+                                       "--address", ray_address], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 2 and "is a file: --input takes a folder" in r.stderr, r.stderr
     out = tmp_path / "o2"
     run_stages(ray_address, flat, out, order=["extract"], dump="CC-MAIN-2019-13")
     assert set(read_rows(out, "extract")) == {"CC-MAIN-2019-13/sample"}

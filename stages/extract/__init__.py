@@ -127,6 +127,9 @@ def list_inputs(input_dir: str | Path, dump: str | None = None) -> tuple[list[tu
     root = str(input_dir)
     try:
         if not storage.is_dir(root):
+            if storage.is_file(root):
+                raise InputError(f"input {root} is a file: --input takes a folder (one sub-folder per dump, "
+                                 "or a flat folder of files with --dump NAME); put the file in a folder")
             raise InputError(f"input folder {root} does not exist or is not a folder")
         top = storage.list_dir(root)
     except OSError as exc:                 # a missing bucket, no credentials, no permission
