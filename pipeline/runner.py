@@ -6,6 +6,7 @@ as a `failed` manifest row and the run goes on with the other units.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime
 import fcntl
@@ -264,6 +265,7 @@ class Runner:
         self.address = address
         self._board = None
         self._current: StageResult | None = None
+        self._cpus, self._window_at = 1, -1e9     # cluster CPUs for the task window, and when read
 
     # -- planning -----------------------------------------------------------------------
     def select(self, only: list[str] | None, until: str | None) -> list[str]:
@@ -396,8 +398,19 @@ class Runner:
         shard_bytes = {r.path: r.bytes for r in upstream_rows.values() if r.path}
         sizes = {u.key: unit_input_bytes(self.output, u, shard_bytes) for u in todo}
         from curate.pipeline.registry import stage_ref
-        pending = {remote.remote(stage_ref(name), settings, u, str(self.output.resolve()), self.run_id, board): u
-                   for u in todo}
+        # a window of tasks in flight, refilled as they finish: ray.wait costs O(pending)
+        # (20 ms at 40,000 refs), so submitting a dump's 90,000 units at once would make
+        # the driver quadratic; the window follows the cluster's CPUs as nodes come and go
+        queue = collections.deque(todo)
+        pending: dict = {}
+        out_uri = str(self.output.resolve())
+
+        def refill() -> None:
+            limit = self._window()
+            while queue and len(pending) < limit:
+                u = queue.popleft()
+                pending[remote.remote(stage_ref(name), settings, u, out_uri, self.run_id, board)] = u
+        refill()
         done_docs = done_in = done_bytes = 0
         self.view.stage_start(name, len(todo), sum(sizes.values()))
         while pending:
@@ -439,11 +452,24 @@ class Runner:
             if more > 0:
                 self.view.warn(f"[{name}] {unit.key}: {more} more warnings (the unit's manifest stats keep 20)")
             self.view.stage_progress(name, res.ran, done_bytes, done_in)
+            refill()
         self.view.stage_end(name)
         res.seconds = time.perf_counter() - t0
         self._record_stage(res)
         self._check_conservation(name, res, previous, upstream_rows)
         return res
+
+    def _window(self) -> int:
+        """Tasks to keep in flight: twice the cluster's CPUs (re-read every 10 s), at least 16."""
+        import ray
+        now = time.monotonic()
+        if now - self._window_at > 10:
+            try:
+                cpus = int(ray.cluster_resources().get("CPU", 1))
+            except Exception:           # the GCS is briefly unreachable: keep the last value
+                cpus = self._cpus
+            self._cpus, self._window_at = max(cpus, 1), now
+        return max(16, 2 * self._cpus)
 
     def _record_stage(self, res: StageResult) -> None:
         """OUT/reports/stages/<stage>.json: the stage's global step and wall time, for estimates."""

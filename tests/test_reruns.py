@@ -52,10 +52,14 @@ def _write_cfg(folder: Path, inp: Path, out: Path) -> Path:
     return cfg
 
 
-def test_same_inputs_same_outputs(ray_address, demo_corpus, demo_run, tmp_path):
+def test_same_inputs_same_outputs(ray_address, demo_corpus, demo_run, tmp_path, monkeypatch):
+    """... also with two tasks in flight at a time (the runner refills a window of tasks)."""
+    from curate.pipeline.runner import Runner
+    monkeypatch.setattr(Runner, "_window", lambda self: 2)
     out, _ = demo_run
     other = tmp_path / "again"
-    run_stages(ray_address, demo_corpus, other, stages=["extract"])
+    again = run_stages(ray_address, demo_corpus, other, stages=["extract"])
+    assert again.stages[0].ran == 6 and not again.failed
     a, b = _snapshot(out), _snapshot(other)
     shard_keys = [k for k in a if not k.startswith("manifests")]
     assert {k: a[k] for k in shard_keys} == {k: b[k] for k in shard_keys}
