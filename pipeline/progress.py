@@ -18,7 +18,7 @@ _STAGE = re.compile(r"^\[([\w-]+)\] ?(.*)$", re.S)
 
 
 class ProgressBoard:
-    """A Ray actor: unit key -> (bytes read, documents so far), written by workers."""
+    """A Ray actor: "<stage>/<unit key>" -> (bytes read, documents so far), written by workers."""
 
     def __init__(self):
         self.units: dict[str, tuple[int, int]] = {}
@@ -28,6 +28,10 @@ class ProgressBoard:
 
     def snapshot(self) -> dict[str, tuple[int, int]]:
         return dict(self.units)
+
+    def forget(self, key: str) -> None:
+        """A finished unit: the board holds only running ones (a snapshot stays small)."""
+        self.units.pop(key, None)
 
 
 class View:

@@ -223,7 +223,7 @@ def _remote_unit(stage_name: str, settings, unit: Unit, output: str, run_id: str
     progress = None
     if board is not None:
         def progress(done_bytes: int, docs: int) -> None:
-            board.update.remote(unit.key, done_bytes, docs)     # fire and forget
+            board.update.remote(f"{stage_name}/{unit.key}", done_bytes, docs)     # fire and forget
     return execute_unit(resolve(stage_name), settings, unit, output, run_id=run_id, progress=progress)
 
 
@@ -412,19 +412,26 @@ class Runner:
                 pending[remote.remote(stage_ref(name), settings, u, out_uri, self.run_id, board)] = u
         refill()
         done_docs = done_in = done_bytes = 0
+        inside: dict[str, tuple[int, int]] = {}     # running unit -> (bytes, docs) it last reported
         self.view.stage_start(name, len(todo), sum(sizes.values()))
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
             if not ready:               # progress inside the units still running
                 live = self._board_snapshot(board)
-                running = {pending[r].key for r in pending}
-                inside = sum(min(b, sizes[k]) for k, (b, _) in live.items() if k in running)
-                docs = sum(d for k, (_, d) in live.items() if k in running)
-                self.view.stage_progress(name, res.ran, done_bytes + inside, done_in + docs)
+                running = {f"{name}/{pending[r].key}": pending[r].key for r in pending}
+                inside = {running[k]: (min(b, sizes[running[k]]), d) for k, (b, d) in live.items() if k in running}
+                self.view.stage_progress(name, res.ran, done_bytes + sum(b for b, _ in inside.values()),
+                                         done_in + sum(d for _, d in inside.values()))
                 continue
             ref = ready[0]
             unit = pending.pop(ref)
+            inside.pop(unit.key, None)      # its bytes now count as done; the others' stay counted
             done_bytes += sizes[unit.key]
+            if board is not None and self._board is not False:
+                try:
+                    board.forget.remote(f"{name}/{unit.key}")       # fire and forget
+                except Exception:
+                    pass
             try:
                 row = ray.get(ref)
             except Exception as exc:        # the worker died on every retry
@@ -451,7 +458,8 @@ class Runner:
             more = row.stats_dict.get("warning_count", len(warned)) - min(2, len(warned))
             if more > 0:
                 self.view.warn(f"[{name}] {unit.key}: {more} more warnings (the unit's manifest stats keep 20)")
-            self.view.stage_progress(name, res.ran, done_bytes, done_in)
+            self.view.stage_progress(name, res.ran, done_bytes + sum(b for b, _ in inside.values()),
+                                     done_in + sum(d for _, d in inside.values()))
             refill()
         self.view.stage_end(name)
         res.seconds = time.perf_counter() - t0

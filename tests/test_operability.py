@@ -164,6 +164,40 @@ def test_json_log_lines_and_quiet(ray_address, demo_corpus, tmp_path):
     assert q.returncode == 0 and "[extract]" not in q.stderr
 
 
+def test_live_progress_comes_from_inside_running_units_and_stays_in_bounds(ray_address, tmp_path):
+    """Bytes read inside units that are still running reach the view (workers report to a
+    board the driver polls); per stage, progress never goes back and never passes the
+    stage's total, and one stage's reports never count toward the next's."""
+    from curate.pipeline.config import config_from_dict
+    from curate.pipeline.progress import View
+    from curate.pipeline.runner import Runner
+    from conftest import DATA
+
+    class Recording(View):
+        def __init__(self):
+            super().__init__()
+            self.totals, self.reports = {}, []
+
+        def log(self, message):
+            pass
+
+        def stage_start(self, stage, units, total_bytes):
+            self.totals[stage] = total_bytes
+
+        def stage_progress(self, stage, units_done, bytes_done, docs):
+            self.reports.append((stage, units_done, bytes_done))
+
+    view = Recording()
+    cfg = config_from_dict({"input": str(DATA / "crawl"), "output": str(tmp_path / "out"),
+                            "order": ["extract", "langid"]})
+    Runner(cfg, address=ray_address, view=view).run()
+    for stage, total in view.totals.items():
+        seen = [b for st, _, b in view.reports if st == stage]
+        assert seen and seen == sorted(seen) and seen[-1] == total and all(b <= total for b in seen), stage
+    # before any extract unit finished, the bytes already read inside the running ones
+    assert any(st == "extract" and done == 0 and 0 < b < view.totals["extract"] for st, done, b in view.reports)
+
+
 def test_stage_alone_on_stale_input_says_what_to_run_first(ray_address, demo_corpus, tmp_path):
     out = tmp_path / "out"
     run_stages(ray_address, demo_corpus, out, order=["extract", "langid", "quality"])
