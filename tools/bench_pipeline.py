@@ -11,7 +11,7 @@ the driver/daemon CPU. Then records per CPU-second of the whole pipeline next to
 extractor-only loop (warcio + trafilatura in one process, the same settings) on the same
 records. Repeats: --repeat N (min and median are printed).
 
-    python -m tools.bench_pipeline [--scales 1 8 64] [--repeat 1] [--cpus 2]
+    python -m tools.bench_pipeline [--scales 1 8 64] [--repeat 1] [--cpus 2] [--extractor resiliparse]
 """
 from __future__ import annotations
 
@@ -34,10 +34,10 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_curate(corpus: Path, out: Path, cpus: int) -> tuple[float, float]:
+def run_curate(corpus: Path, out: Path, cpus: int, extractor: str = "trafilatura") -> tuple[float, float]:
     """(CPU seconds of the whole process tree, wall seconds) of one `curate run`."""
     cfg = out.parent / "bench.yaml"
-    cfg.write_text(f"input: {corpus}\noutput: {out}\nray:\n  num_cpus: {cpus}\n")
+    cfg.write_text(f"input: {corpus}\noutput: {out}\nray:\n  num_cpus: {cpus}\nextract:\n  extractor: {extractor}\n")
     c0, t0 = _children_cpu(), time.perf_counter()
     subprocess.run([sys.executable, "-m", "curate.pipeline.cli", "run", "--config", str(cfg), "--quiet",
                     "--no-report"], check=True, stdout=subprocess.DEVNULL)
@@ -70,12 +70,12 @@ def extractor_only(corpus: Path) -> tuple[int, float]:
     return records, time.process_time() - t0
 
 
-def bench(name: str, corpus: Path, cpus: int, repeat: int) -> dict:
+def bench(name: str, corpus: Path, cpus: int, repeat: int, extractor: str = "trafilatura") -> dict:
     results = []
     for _ in range(repeat):
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "out"
-            tree_cpu, wall = run_curate(corpus, out, cpus)
+            tree_cpu, wall = run_curate(corpus, out, cpus, extractor)
             table = stage_table(out)
             records = table[0]["records_in"]
             stage_cpu = sum(r["cpu_s"] for r in table)
@@ -86,7 +86,8 @@ def bench(name: str, corpus: Path, cpus: int, repeat: int) -> dict:
                             "rate": records / max(stage_cpu + tree_cpu, 1e-9),
                             "rate_stages": records / max(stage_cpu, 1e-9)})
     best = min(results, key=lambda r: r["cpu"])
-    print(f"\n== {name}: {best['records']:,} records, {cpus} CPUs, {repeat} run(s) ==")
+    print(f"\n== {name}: {best['records']:,} records, {cpus} CPUs, {repeat} run(s), extract.extractor: "
+          f"{extractor} (the reference loop is warcio + trafilatura) ==")
     print(f"{'stage':13s} {'CPU s':>8s} {'wall s':>8s} {'peak MB':>8s} {'written':>11s}")
     for row in best["table"]:
         print(f"{row['stage']:13s} {row['cpu_s']:8.2f} {row['wall_s']:8.2f} {row['peak_mb']:8.0f} "
@@ -111,15 +112,17 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--no-crawl", action="store_true")
+    ap.add_argument("--extractor", default="trafilatura", choices=["trafilatura", "resiliparse"],
+                    help="the pipeline's extract.extractor (the reference loop stays warcio + trafilatura)")
     args = ap.parse_args(argv)
     from curate.pipeline.demo_corpus import make_demo_corpus
     if not args.no_crawl and CRAWL.is_dir():
-        bench("shared crawl", CRAWL, args.cpus, args.repeat)
+        bench("shared crawl", CRAWL, args.cpus, args.repeat, args.extractor)
     for scale in args.scales:
         with tempfile.TemporaryDirectory() as tmp:
             corpus = Path(tmp) / "corpus"
             make_demo_corpus(corpus, seed=0, scale=scale)
-            bench(f"demo x{scale}", corpus, args.cpus, args.repeat)
+            bench(f"demo x{scale}", corpus, args.cpus, args.repeat, args.extractor)
     return 0
 
 
