@@ -26,12 +26,13 @@ class ProgressBoard:
     def update(self, key: str, done_bytes: int, docs: int) -> None:
         self.units[key] = (done_bytes, docs)
 
-    def snapshot(self) -> dict[str, tuple[int, int]]:
+    def snapshot(self, running: list[str] | None = None) -> dict[str, tuple[int, int]]:
+        """What the running units reported; entries of units no longer running are
+        dropped, so the board stays as small as the driver's window of tasks."""
+        if running is not None:
+            keep = set(running)
+            self.units = {k: v for k, v in self.units.items() if k in keep}
         return dict(self.units)
-
-    def forget(self, key: str) -> None:
-        """A finished unit: the board holds only running ones (a snapshot stays small)."""
-        self.units.pop(key, None)
 
 
 class View:

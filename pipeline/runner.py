@@ -417,8 +417,8 @@ class Runner:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
             if not ready:               # progress inside the units still running
-                live = self._board_snapshot(board)
                 running = {f"{name}/{pending[r].key}": pending[r].key for r in pending}
+                live = self._board_snapshot(board, list(running))
                 inside = {running[k]: (min(b, sizes[running[k]]), d) for k, (b, d) in live.items() if k in running}
                 self.view.stage_progress(name, res.ran, done_bytes + sum(b for b, _ in inside.values()),
                                          done_in + sum(d for _, d in inside.values()))
@@ -427,11 +427,6 @@ class Runner:
             unit = pending.pop(ref)
             inside.pop(unit.key, None)      # its bytes now count as done; the others' stay counted
             done_bytes += sizes[unit.key]
-            if board is not None and self._board is not False:
-                try:
-                    board.forget.remote(f"{name}/{unit.key}")       # fire and forget
-                except Exception:
-                    pass
             try:
                 row = ray.get(ref)
             except Exception as exc:        # the worker died on every retry
@@ -500,13 +495,13 @@ class Runner:
                 self._board = False
         return self._board or None
 
-    def _board_snapshot(self, board) -> dict:
+    def _board_snapshot(self, board, running: list[str] | None = None) -> dict:
         """What the running units reported; {} when there is no board or it was lost."""
         if board is None or self._board is False:
             return {}
         import ray
         try:
-            return ray.get(board.snapshot.remote(), timeout=10)
+            return ray.get(board.snapshot.remote(running), timeout=10)
         except Exception as exc:       # progress is a nicety: go on without it
             self.log(f"[progress] live progress lost ({type(exc).__name__}); units go on")
             self._board = False

@@ -158,7 +158,7 @@ class UnitSink:
         self._rej_writer: pq.ParquetWriter | None = None
         self._rej_buffer: list[dict] = []
         self._progress = progress                # callable(done_bytes, docs) from the runner, or None
-        self._last_progress = 0.0
+        self._last_progress = time.monotonic()   # a unit shorter than the interval never reports
         self._done_bytes = 0
         self.published: dict[str, tuple[int, str]] = {}    # relative path -> (bytes, sha256)
         self.reasons: dict[str, int] = {}        # rejects per reason (the manifest row keeps them)
