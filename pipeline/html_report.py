@@ -53,6 +53,12 @@ pre{white-space:pre-wrap;background:#f6f7f9;padding:6px 8px;border-radius:4px;fo
 """
 
 
+
+def _legend(ax, fontsize: int) -> None:
+    """A legend when something in the plot has a label (an empty run has none)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=fontsize)
+
 def _svg(fig) -> str:
     import matplotlib.pyplot as plt
     buf = io.StringIO()
@@ -141,7 +147,7 @@ class Report:
             for i, v in zip(x, vals):
                 ax.annotate(f"{v:,}", (i + (k - 1) * 0.27, v), ha="center", va="bottom", fontsize=7)
         ax.set_xticks(list(x), stages, fontsize=9)
-        ax.legend(fontsize=8)
+        _legend(ax, 8)
         parts = [f"<div class='fig'>{_svg(fig)}</div>",
                  _table(["stage", "docs in", "docs out", "rejected"], [(s, *per_stage[s]) for s in stages])]
         parts.append("<h3>Per dump</h3>" + _table(["stage", "dump", "docs in", "docs out", "rejected"], rows))
@@ -157,7 +163,7 @@ class Report:
             for lang in langs[:8]:
                 ax.plot(lstages, [next((r[2] for r in lang_rows if r[0] == s and r[1] == lang), 0)
                                   for s in lstages], marker="o", label=lang)
-            ax.legend(fontsize=8)
+            _legend(ax, 8)
             parts.append("<h3>Per language</h3>" + f"<div class='fig'>{_svg(fig)}</div>"
                          + _table(["stage", "lang", "docs out"], lang_rows))
             _write(self.out, "funnel_languages", pa.table({"stage": [r[0] for r in lang_rows],
@@ -200,7 +206,7 @@ class Report:
                 fig, ax = _fig(f"{reason}: {parsed[0].group(1)} of rejected documents", 4.6, 2.6)
                 ax.hist(values, bins=30, color="#c62828", alpha=0.8)
                 ax.axvline(limit, color="#1d2330", linestyle="--", label=f"threshold {limit:g}")
-                ax.legend(fontsize=7)
+                _legend(ax, 7)
                 figs.append(f"<div class='fig'>{_svg(fig)}</div>")
             if figs:
                 parts.append("<div class='grid'>" + "".join(figs) + "</div>")
@@ -224,7 +230,7 @@ class Report:
         ax.set_xscale("log")
         ax.set_xlabel("dumps deduplicated together")
         ax.set_ylabel("removed %")
-        ax.legend(fontsize=8)
+        _legend(ax, 8)
         table = _table(["dumps", "docs", "removed", "rate", "up to dump", "DeepSeek"],
                        [(r[0], r[1], r[2], f"{r[3]:.1%}", r[4],
                          f"{DEEPSEEK_TABLE1[r[0]]:.1%}" if r[0] in DEEPSEEK_TABLE1 else "") for r in rows])
@@ -265,7 +271,7 @@ class Report:
                    label="target", color="#9e9e9e")
         ax.set_xticks(range(len(names)), names)
         ax.set_ylabel("% of characters")
-        ax.legend(fontsize=8)
+        _legend(ax, 8)
         fig2, ax2 = _fig("Domain categories per language (characters)", 7, 3.0)
         cats = sorted({r[1] for r in rows})
         bottom = [0.0] * len(names)
@@ -273,7 +279,7 @@ class Report:
             vals = [sum(r[3] or 0 for r in rows if r[0] == n and r[1] == c) / total * 100 for n in names]
             ax2.bar(names, vals, bottom=bottom, label=c)
             bottom = [b + v for b, v in zip(bottom, vals)]
-        ax2.legend(fontsize=7)
+        _legend(ax2, 7)
         lang_table = _table(["lang", "characters", "achieved", "target"],
                             [(n, langs[n], f"{langs[n] / total:.1%}",
                               f"{targets.get(n, 0) / norm:.1%}" if targets else "as the data has it") for n in names])
@@ -331,7 +337,7 @@ class Report:
                 # a limit far outside the data (max 100,000 words) would flatten the plot: leave it out
                 if lo - 20 * span <= limit <= hi + 20 * span:
                     ax.axvline(limit, color="#c62828", linestyle="--", label=f"threshold {limit:g}")
-            ax.legend(fontsize=6)
+            _legend(ax, 6)
             ax.tick_params(labelsize=7)
             figs.append(f"<div class='fig'>{_svg(fig)}</div>")
         _write(self.out, "signals", pa.table({"signal": [r[0] for r in rows], "value": [r[1] for r in rows]}))

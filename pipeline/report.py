@@ -70,13 +70,14 @@ def run_summary(output: Path, result: RunResult) -> str:
         import json as _json
         chars: dict[str, int] = {}
         for r in remix.rows:
-            if r.status in FINISHED:
-                chars[r.lang] = chars.get(r.lang, 0) + r.chars
+            if r.status in FINISHED and r.docs:
+                chars[r.lang or "und"] = chars.get(r.lang or "und", 0) + (r.chars or 0)
         total = sum(chars.values()) or 1
         cfg = output / "run-config.json"
         targets = _json.loads(cfg.read_text()).get("remix", {}).get("target_shares", {}) if cfg.exists() else {}
         norm = sum(targets.values()) or 1
-        lines.append("language mix of the final corpus (share of characters):")
+        lines.append("language mix of the final corpus (share of characters):"
+                     + ("" if chars else " no documents in the final corpus (see the reject reasons above)"))
         for lang, n in sorted(chars.items()):
             want = f"target {targets.get(lang, 0) / norm:.1%}" if targets else "no target"
             lines.append(f"          {lang:4s} {n:>15,} chars = {n / total:.1%}  ({want})")

@@ -113,20 +113,29 @@ class PrepareContext:
     log: Any
 
 
-def plan_one_to_one(stage: Stage, ctx: PlanContext, depends_on=None) -> list[Unit]:
+def plan_one_to_one(stage: Stage, ctx: PlanContext, scope=None) -> list[Unit]:
     """Plan a stage with one unit per shard of the previous stage, same key. A unit's
-    fingerprint covers its own input, or the inputs `depends_on(up, ups)` names where one
-    document's fate depends on other shards too (dedup, a trained tokenizer, a global cut)."""
+    fingerprint covers its own input or, where one document's fate depends on other
+    shards too (dedup, a trained tokenizer, a global cut), the inputs of its group:
+    `scope(up)` names the group (one key for all shards, or the shard's dump). A group's
+    fingerprint is computed once: per unit it made planning quadratic (16 s at 4,000
+    shards, hours at a Common Crawl dump's 90,000)."""
     settings = ctx.config.settings(stage.name)
     ups = ctx.upstream[ctx.previous]
+    group_fingerprint: dict = {}
+    if scope is not None:
+        members: dict = {}
+        for up in ups:
+            members.setdefault(scope(up), []).append(InputRef(up.out_path, up.fingerprint))
+        group_fingerprint = {key: fingerprint(stage, settings, refs) for key, refs in members.items()}
     units = []
     for up in ups:
         ref = InputRef(up.out_path, up.fingerprint)
         unit = Unit(stage.name, up.key, up.dump, [ref],
                     out_path=f"{stage.name}/{up.key}.parquet",
                     rejects_path=f"rejects/{stage.name}/{up.key}.parquet", lang=up.lang)
-        refs = [ref] if depends_on is None else [InputRef(u.out_path, u.fingerprint) for u in depends_on(up, ups)]
-        unit.fingerprint = fingerprint(stage, settings, refs)
+        unit.fingerprint = (fingerprint(stage, settings, [ref]) if scope is None
+                            else group_fingerprint[scope(up)])
         units.append(unit)
     return units
 

@@ -89,3 +89,19 @@ def test_missing_input_is_a_clear_error(tmp_path):
 def test_config_command_lists_every_setting():
     res = _curate("config")
     assert "max_html_bytes" in res.stdout and "include_tables" in res.stdout and "max_retries" in res.stdout
+
+
+def test_a_run_that_keeps_no_document_finishes_and_says_so(ray_address, tmp_path):
+    """Every document rejected on the way (two short JSON lines): the run still ends with
+    exit 0, a summary and a report, not a traceback in the summary's language mix."""
+    dump = tmp_path / "in" / "d"
+    dump.mkdir(parents=True)
+    (dump / "a.jsonl").write_text('{"text": "hello world"}\n{"text": "short one"}\n')
+    out = tmp_path / "out"
+    r = _curate("run", "--input", str(tmp_path / "in"), "--output", str(out), "--address", ray_address,
+                check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "no documents" in r.stdout and (out / "report" / "index.html").exists()
+    res = _curate("query", "SELECT sum(docs) AS d, sum(rejected) AS r FROM shards WHERE stage = 'extract'",
+                  "--output", str(out), "--format", "json")
+    assert json.loads(res.stdout) == [{"d": 2, "r": 0}]

@@ -114,8 +114,7 @@ class DedupStage(Stage):
     def plan(self, ctx: PlanContext) -> list[Unit]:
         s = ctx.config.settings(self.name)
         # one document's fate depends on every shard in scope
-        return plan_one_to_one(self, ctx, lambda up, ups: [u for u in ups if s.scope != "per_dump"
-                                                            or u.dump == up.dump])
+        return plan_one_to_one(self, ctx, lambda up: up.dump if s.scope == "per_dump" else "all")
 
     def prepare(self, s: DedupSettings, ctx) -> None:
         units = ctx.units

@@ -128,7 +128,7 @@ class QualityStage(Stage):
     def plan(self, ctx: PlanContext) -> list[Unit]:
         s = ctx.config.settings(self.name)
         # with model_keep_top the cut depends on every shard's scores
-        return plan_one_to_one(self, ctx, (lambda up, ups: ups) if s.model_keep_top else None)
+        return plan_one_to_one(self, ctx, (lambda up: "all") if s.model_keep_top else None)
 
     def waits_for_all_inputs(self, s: QualitySettings) -> bool:
         return bool(s.model_keep_top)

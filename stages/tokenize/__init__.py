@@ -249,7 +249,7 @@ class TokenizeStage(Stage):
     def plan(self, ctx: PlanContext) -> list[Unit]:
         s = ctx.config.settings(self.name)
         # a trained tokenizer depends on every shard it may sample
-        return plan_one_to_one(self, ctx, None if s.tokenizer_path else (lambda up, ups: ups))
+        return plan_one_to_one(self, ctx, None if s.tokenizer_path else (lambda up: "all"))
 
     def fingerprint_settings(self, s: TokenizeSettings) -> dict:
         d = dataclasses.asdict(s)
