@@ -53,11 +53,11 @@ pre{white-space:pre-wrap;background:#f6f7f9;padding:6px 8px;border-radius:4px;fo
 """
 
 
-
 def _legend(ax, fontsize: int) -> None:
     """A legend when something in the plot has a label (an empty run has none)."""
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=fontsize)
+
 
 def _svg(fig) -> str:
     import matplotlib.pyplot as plt
