@@ -124,7 +124,8 @@ def copies_of(rate: float, seed: int, doc_id: str) -> int:
 
 
 def _columns(path: Path) -> list[str]:
-    return [c for c in ("id", "lang", "url", "n_chars", "dup_count") if c in pq.read_schema(path).names]
+    names = set(pq.read_schema(path).names)
+    return [c for c in ("id", "lang", "url", "n_chars", "dup_count") if c in names]
 
 
 def dup_weights(t: pa.Table, s: RemixSettings) -> list[float]:
@@ -136,7 +137,9 @@ def dup_weights(t: pa.Table, s: RemixSettings) -> list[float]:
 
 def scan_shard(path: str, s: RemixSettings) -> dict:
     """Weighted characters per (language, category) of one input shard (a Ray task)."""
-    t = pq.read_table(path, columns=_columns(path))
+    pf = pq.ParquetFile(path)
+    names = set(pf.schema_arrow.names)
+    t = pf.read(columns=[c for c in ("lang", "url", "n_chars", "dup_count") if c in names], use_threads=False)
     langs = t.column("lang").to_pylist() if "lang" in t.column_names else ["und"] * t.num_rows
     out: dict[str, dict[str, float]] = {}
     for lang, url, n, w in zip(langs, t.column("url").to_pylist(), t.column("n_chars").to_pylist(),
@@ -145,6 +148,23 @@ def scan_shard(path: str, s: RemixSettings) -> dict:
         by_cat = out.setdefault(lang or "und", {})
         by_cat[cat] = by_cat.get(cat, 0) + n * w
     return out
+
+
+_SCANS: dict = {}
+
+
+def _scan_key(output, rel: str, fingerprint: str, s: RemixSettings) -> tuple:
+    return (str(location(output).resolve()), rel, fingerprint, s.dup_count_exponent, repr(s.categories))
+
+
+def _scan_once(output, rel: str, fingerprint: str, s: RemixSettings) -> dict:
+    """scan_shard, remembered by the driver: the runner plans remix twice in a run (at the
+    start and again once its input exists) and prepares it, and each needs every shard's
+    scan. A shard's fingerprint fixes its content, so a remembered scan stays true."""
+    key = _scan_key(output, rel, fingerprint, s)
+    if key not in _SCANS:
+        _SCANS[key] = scan_shard(str(location(output) / rel), s)
+    return _SCANS[key]
 
 
 def compute_rates(chars: dict[str, dict[str, int]], s: RemixSettings) -> tuple[dict, dict]:
@@ -189,7 +209,7 @@ class RemixStage(Stage):
         counts = {"pending": 1}
         if ready:
             chars: dict[str, dict[str, int]] = {}
-            scans = map_io(lambda u: scan_shard(str(ctx.output / u.out_path), s), ups, ctx.output)
+            scans = map_io(lambda u: _scan_once(ctx.output, u.out_path, u.fingerprint, s), ups, ctx.output)
             for scan in scans:
                 for lang, by_cat in scan.items():
                     for c, n in by_cat.items():
@@ -211,7 +231,13 @@ class RemixStage(Stage):
         inputs = sorted({i.path for u in ctx.units for i in u.inputs})
         out = location(ctx.output).resolve()
         chars: dict[str, dict[str, int]] = {}
-        for part in ctx.map(scan_shard, [(str(out / p), s) for p in inputs]):
+        refs = {i.path: i for u in ctx.units for i in u.inputs}
+        keys = [_scan_key(out, p, refs[p].fingerprint, s) for p in inputs]
+        if all(k in _SCANS for k in keys):      # the plan just scanned them
+            parts = [_SCANS[k] for k in keys]
+        else:
+            parts = ctx.map(scan_shard, [(str(out / p), s) for p in inputs])
+        for part in parts:
             for lang, by_cat in part.items():
                 for c, n in by_cat.items():
                     chars.setdefault(lang, {})[c] = chars.get(lang, {}).get(c, 0) + n
