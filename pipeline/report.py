@@ -16,17 +16,33 @@ from curate.manifests.views import sql_list
 
 
 def top_reasons(output: Path, rows, n: int = 5) -> list[tuple[str, int]]:
-    paths = [output / r.rejects_path for r in rows if r.status in FINISHED and r.rejects_path]
+    """The most frequent reject reasons of these units: counted from their manifest rows
+    (`stats.reasons`), reading rejects files only for rows written before rows kept them."""
+    counts: Counter = Counter()
+    paths = []
+    for r in rows:
+        if r.status not in FINISHED or not r.rejected:
+            continue
+        reasons = r.stats_dict.get("reasons")
+        if reasons:
+            counts.update(reasons)
+        elif r.rejects_path:
+            paths.append(output / r.rejects_path)
     if not paths:
-        return []
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+    for reason, count in _file_reasons(output, paths):
+        counts[reason] += count
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+
+
+def _file_reasons(output: Path, paths: list) -> list[tuple[str, int]]:
     con = duckdb.connect()
     if isinstance(output, ObjectPath):
         con.register("_rejects", parquet_dataset(paths))
         source = "_rejects"
     else:
         source = f"read_parquet({sql_list(paths)})"
-    return con.execute(f"SELECT reason, count(*) AS n FROM {source} GROUP BY reason "
-                       "ORDER BY n DESC, reason LIMIT $n", {"n": n}).fetchall()
+    return con.execute(f"SELECT reason, count(*) AS n FROM {source} GROUP BY reason").fetchall()
 
 
 def unread_lines(unread: list[str]) -> list[str]:

@@ -361,6 +361,30 @@ def test_repeated_record_ids_give_unique_document_ids_and_urls_lose_brackets(ray
     assert {site_of(d["url"]) for d in docs} == {"example.com"}
 
 
+def test_summary_reasons_from_manifest_rows_equal_the_rejects_files(demo_full):
+    """The run summary counts reject reasons from the manifest rows (no rejects file read);
+    rows written before rows kept their reasons are counted from their files: both agree
+    with the files, reason by reason."""
+    import dataclasses
+    import duckdb
+    from curate.manifests.manifest import read_rows
+    from curate.pipeline.report import top_reasons
+    checked = 0
+    for stage in ("extract", "langid", "dedup", "quality", "remix"):
+        rows = list(read_rows(demo_full, stage).values())
+        files = [str(demo_full / r.rejects_path) for r in rows]
+        truth = dict(duckdb.sql(f"SELECT reason, count(*) FROM read_parquet({files!r}) GROUP BY ALL").fetchall())
+        if not truth:
+            assert top_reasons(demo_full, rows) == []
+            continue
+        checked += 1
+        expected = sorted(truth.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+        assert top_reasons(demo_full, rows) == expected, stage
+        legacy = [dataclasses.replace(r, stats="{}") if i % 2 else r for i, r in enumerate(rows)]
+        assert top_reasons(demo_full, legacy) == expected, stage
+    assert checked >= 3
+
+
 def test_remixed_corpus_has_unique_ids_per_copy(demo_full):
     rows = read_shards(demo_full, "remix")
     keys = [(r["id"], r["copy"]) for r in rows]
