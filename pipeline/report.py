@@ -28,9 +28,7 @@ def top_reasons(output: Path, rows, n: int = 5) -> list[tuple[str, int]]:
             counts.update(reasons)
         elif r.rejects_path:
             paths.append(output / r.rejects_path)
-    if not paths:
-        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
-    for reason, count in _file_reasons(output, paths):
+    for reason, count in (_file_reasons(output, paths) if paths else []):
         counts[reason] += count
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
 

@@ -29,7 +29,6 @@ import json
 import math
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pyarrow as pa
@@ -123,11 +122,6 @@ def copies_of(rate: float, seed: int, doc_id: str) -> int:
     return whole + (1 if unit_hash(seed, doc_id) < rate - whole else 0)
 
 
-def _columns(path: Path) -> list[str]:
-    names = set(pq.read_schema(path).names)
-    return [c for c in ("id", "lang", "url", "n_chars", "dup_count") if c in names]
-
-
 def dup_weights(t: pa.Table, s: RemixSettings) -> list[float]:
     """Each document's weight from its dedup cluster size (1 without dedup or exponent)."""
     if not s.dup_count_exponent or "dup_count" not in t.column_names:
@@ -154,16 +148,18 @@ _SCANS: dict = {}
 
 
 def _scan_key(output, rel: str, fingerprint: str, s: RemixSettings) -> tuple:
-    return (str(location(output).resolve()), rel, fingerprint, s.dup_count_exponent, repr(s.categories))
+    """output: the resolved output folder."""
+    return (str(output), rel, fingerprint, s.dup_count_exponent, repr(s.categories))
 
 
 def _scan_once(output, rel: str, fingerprint: str, s: RemixSettings) -> dict:
     """scan_shard, remembered by the driver: the runner plans remix twice in a run (at the
     start and again once its input exists) and prepares it, and each needs every shard's
-    scan. A shard's fingerprint fixes its content, so a remembered scan stays true."""
+    scan. A shard's fingerprint fixes its content, so a remembered scan stays true.
+    output: the resolved output folder."""
     key = _scan_key(output, rel, fingerprint, s)
     if key not in _SCANS:
-        _SCANS[key] = scan_shard(str(location(output) / rel), s)
+        _SCANS[key] = scan_shard(str(output / rel), s)
     return _SCANS[key]
 
 
@@ -209,7 +205,8 @@ class RemixStage(Stage):
         counts = {"pending": 1}
         if ready:
             chars: dict[str, dict[str, int]] = {}
-            scans = map_io(lambda u: _scan_once(ctx.output, u.out_path, u.fingerprint, s), ups, ctx.output)
+            out = location(ctx.output).resolve()
+            scans = map_io(lambda u: _scan_once(out, u.out_path, u.fingerprint, s), ups, out)
             for scan in scans:
                 for lang, by_cat in scan.items():
                     for c, n in by_cat.items():
