@@ -43,9 +43,18 @@ def _finish(out, result, view, write: bool) -> None:
         print(f"report: {write_report(out)}", flush=True)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("curate")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="curate", description=(
         "Pretraining-data curation: WARC -> clean, deduplicated, remixed corpus on Ray."))
+    ap.add_argument("--version", action="version", version=f"curate {_version()}")
     sub = ap.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the pipeline (or some stages of it)")
@@ -122,16 +131,50 @@ def _resolve_config(args, need_input: bool):
     return load_config(None, overrides)
 
 
-def cmd_run(args) -> int:
-    from curate.pipeline.runner import Runner
+class RunStopped(Exception):
+    """A run stopped on a signal or a closed stdout: its message and exit code."""
 
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+def _run_pipeline(cfg, address, view, rerun: str, **run_args):
+    """Run the pipeline; SIGINT, SIGTERM or a closed stdout stop it cleanly (Ray shut
+    down, lock released) and become `RunStopped`, naming the stage and how to finish."""
+    from curate.pipeline.interrupt import EXIT_BROKEN_PIPE, Interrupted, stop_on_signals
+    from curate.pipeline.runner import Runner, stop_ray
+    runner = Runner(cfg, address=address, view=view)
+    try:
+        with stop_on_signals():
+            try:
+                return runner.run(**run_args)
+            finally:
+                view.close()
+                stop_ray()
+    except (Interrupted, KeyboardInterrupt, BrokenPipeError) as exc:
+        if isinstance(exc, BrokenPipeError):
+            _silence_stdout()
+            why, code = "its output was closed (broken pipe)", EXIT_BROKEN_PIPE
+        else:
+            signum = getattr(exc, "signum", 2)
+            import signal
+            why, code = f"interrupted by {signal.Signals(signum).name}", 128 + signum
+        where = f" during stage {runner.stage_now}" if runner.stage_now else " before any stage started"
+        raise RunStopped(f"the run stopped{where}: {why}. What is published is whole; run `{rerun}` "
+                         "with the same arguments to finish the rest", code) from None
+
+
+def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def cmd_run(args) -> int:
     cfg = _resolve_config(args, need_input=True)
     view = _view(args)
-    try:
-        result = Runner(cfg, address=args.address, view=view).run(only=args.stage, until=args.until,
-                                                                  force=args.force)
-    finally:
-        view.close()
+    result = _run_pipeline(cfg, args.address, view, "curate run", only=args.stage, until=args.until,
+                           force=args.force)
     _finish(location(cfg.output), result, view, args.report)
     return EXIT_FAILED_UNITS if result.failed else EXIT_OK
 
@@ -200,7 +243,6 @@ def cmd_verify(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from curate.pipeline.runner import Runner
     from curate.pipeline.demo_corpus import make_demo_corpus
 
     from curate.pipeline.storage import is_uri
@@ -216,10 +258,7 @@ def cmd_demo(args) -> int:
           f"{len(info['dumps'])} dumps under {corpus}", flush=True)
     cfg = load_config(None, {"input": str(corpus), "output": str(out / "run")})
     view = _view(args)
-    try:
-        result = Runner(cfg, address=args.address, view=view).run()
-    finally:
-        view.close()
+    result = _run_pipeline(cfg, args.address, view, "curate demo")
     _finish(location(cfg.output), result, view, args.report)
     return EXIT_FAILED_UNITS if result.failed else EXIT_OK
 
@@ -262,10 +301,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
+    except RunStopped as exc:
+        print(f"curate: {exc}", file=sys.stderr, flush=True)
+        return exc.code
+    except KeyboardInterrupt:           # Ctrl-C outside a run (planning, a query, the report)
+        print("curate: interrupted", file=sys.stderr, flush=True)
+        return 130
     except BrokenPipeError:
         # `curate query ... | head`: the reader went away; that is not an error of ours
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _silence_stdout()
         return EXIT_OK
 
 

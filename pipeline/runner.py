@@ -209,13 +209,36 @@ def ensure_ray(config: Config, address: str | None = None) -> None:
     env = configure(config.storage.endpoint_url, config.storage.region, config.storage.profile)
     if env:                 # the config's storage overrides reach every worker too
         common["runtime_env"] = {"env_vars": env}
-    if addr:
-        ray.init(address=addr, **common)
-    else:
-        # "local": always a fresh embedded Ray; never silently join a cluster that
-        # `ray start` left on this machine (ray.init's default would).
-        ray.init(address="local", num_cpus=config.ray.num_cpus or os.cpu_count(),
-                 include_dashboard=False, **common)
+    _quiet_token_notice()
+    from curate.pipeline.interrupt import keep_handlers
+    with keep_handlers():       # Ray's SIGINT/SIGTERM handlers would replace the CLI's clean stop
+        if addr:
+            ray.init(address=addr, **common)
+        else:
+            # "local": always a fresh embedded Ray; never silently join a cluster that
+            # `ray start` left on this machine (ray.init's default would).
+            ray.init(address="local", num_cpus=config.ray.num_cpus or os.cpu_count(),
+                     include_dashboard=False, **common)
+
+
+def _quiet_token_notice() -> None:
+    """Ray 2.60 logs a WARNING at every local start that token authentication is on (its
+    default, which curate keeps): news once, noise on every run, even with --quiet."""
+    notice = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if not any(getattr(f, "curate", False) for f in notice.filters):
+        drop = logging.Filter()
+        drop.filter = lambda record: "Token authentication is enabled" not in record.getMessage()
+        drop.curate = True
+        notice.addFilter(drop)
+
+
+def stop_ray() -> None:
+    """Disconnect from Ray (an embedded Ray is shut down with it)."""
+    import sys
+    if "ray" in sys.modules:
+        import ray
+        if ray.is_initialized():
+            ray.shutdown()
 
 
 def _remote_unit(stage_name: str, settings, unit: Unit, output: str, run_id: str, board=None) -> ManifestRow:
@@ -266,6 +289,7 @@ class Runner:
         self._board = None
         self._current: StageResult | None = None
         self._cpus, self._window_at = 1, -1e9     # cluster CPUs for the task window, and when read
+        self.stage_now: str | None = None         # the stage running, for an interruption's message
 
     # -- planning -----------------------------------------------------------------------
     def select(self, only: list[str] | None, until: str | None) -> list[str]:
@@ -292,6 +316,7 @@ class Runner:
             write_bytes_atomic(json.dumps(self.config.to_dict(), indent=2).encode(),
                                self.output / RUN_CONFIG)
             for name in names:
+                self.stage_now = name
                 idx = self.config.order.index(name)
                 previous = self.config.order[idx - 1] if idx else None
                 if previous:
@@ -310,6 +335,7 @@ class Runner:
                     raise RunError(f"{name}: {res.blocked} of {res.planned} units wait on {previous} units that are "
                                    f"not finished or stale; run `curate run --stage {previous}` (or the stages "
                                    f"before it, or the whole pipeline) first")
+        self.stage_now = None
         return result
 
     def _run_stage(self, name: str, units: list[Unit], previous: str | None,

@@ -374,39 +374,51 @@ def scratch_file(name: str) -> Path:
 
 
 def fsspec_filesystem(where):
-    """The fsspec file system of a URI (for DuckDB's register_filesystem and conditional
-    writes); s3:// needs s3fs (a dependency of curate), gs:// needs gcsfs."""
-    import fsspec
-    scheme = location(where).scheme
+    """An fsspec view of the location's pyarrow file system, for DuckDB's
+    `register_filesystem` (no httpfs download). It is pyarrow's own S3/GCS/HDFS client
+    under fsspec's thin `ArrowFSWrapper`: no s3fs, whose aiobotocore pins botocore so
+    narrowly that pip backtracks for minutes and fails on a fresh machine."""
+    from fsspec.implementations.arrow import ArrowFSWrapper
+    loc = location(where)
+    fs, _ = _split(loc.uri)
+    return ArrowFSWrapper(fs)
+
+
+def _put_if_absent_s3(loc: "ObjectPath", data: bytes) -> bool:
+    """S3's conditional PUT (If-None-Match: *, honoured by AWS S3 since 2024, MinIO and
+    moto): pyarrow has no conditional write, boto3 does."""
+    import boto3
+    from botocore.exceptions import ClientError
+    key = loc.uri.split("://", 1)[1].split("/", 1)[1]
     try:
-        return fsspec.filesystem(scheme)
-    except (ImportError, ValueError) as exc:
-        raise StorageError(f"{where}: no fsspec file system for {scheme}:// is installed "
-                           f"({str(exc)[:200]}); for gs:// install gcsfs") from None
+        boto3.client("s3").put_object(Bucket=loc.bucket, Key=key, Body=data, IfNoneMatch="*")
+        return True
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
+            return False
+        if code in ("NotImplemented", "InvalidArgument") or status == 501:
+            raise NotImplementedError(code) from None
+        raise
 
 
 def create_exclusive(loc: ObjectPath, data: bytes) -> bool | None:
     """Write an object only if it does not exist (a conditional PUT, If-None-Match: *).
-    True: written; False: it exists; None: this store or its fsspec library cannot say,
-    and the caller must fall back to write-then-read-back."""
-    try:
-        fs = fsspec_filesystem(loc)
-    except StorageError:
+    True: written; False: it exists; None: this store cannot say (not S3, or an S3 that
+    ignores the condition), and the caller must fall back to write-then-read-back."""
+    if loc.scheme not in ("s3", "s3a"):
         return None
     try:
-        with fs.open(loc.uri, "xb") as fh:
-            fh.write(data)
-        return True
-    except FileExistsError:
-        return False
-    except (NotImplementedError, ValueError, TypeError):
+        return _put_if_absent_s3(loc, data)
+    except (NotImplementedError, ImportError):
         return None
     except Exception as exc:
         raise _fail(loc.uri, "create it", exc) from None
 
 
 def configure(endpoint_url: str | None = None, region: str | None = None, profile: str | None = None) -> dict:
-    """Apply the config's storage overrides where every library looks (pyarrow, s3fs,
+    """Apply the config's storage overrides where every library looks (pyarrow and
     botocore read these variables); returns them, for the Ray workers' environment."""
     env = {k: v for k, v in (("AWS_ENDPOINT_URL", endpoint_url), ("AWS_REGION", region),
                              ("AWS_DEFAULT_REGION", region), ("AWS_PROFILE", profile)) if v}
