@@ -5,6 +5,7 @@ import argparse
 import csv
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -37,10 +38,17 @@ def _view(args):
 def _finish(out, result, view, write: bool) -> None:
     from curate.pipeline.report import run_summary
     view.close()
-    print(run_summary(out, result), flush=True)
-    if write:
+    _print_to_a_pipe(run_summary(out, result))
+    if write:           # written even when nobody reads stdout any more
         from curate.pipeline.html_report import write_report
-        print(f"report: {write_report(out)}", flush=True)
+        _print_to_a_pipe(f"report: {write_report(out)}")
+
+
+def _print_to_a_pipe(text: str) -> None:
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:         # `curate run | head`: the run is finished; the rest is not read
+        _silence_stdout()
 
 
 def _version() -> str:
@@ -152,13 +160,14 @@ def _run_pipeline(cfg, address, view, rerun: str, **run_args):
             finally:
                 view.close()
                 stop_ray()
-    except (Interrupted, KeyboardInterrupt, BrokenPipeError) as exc:
+    except (Interrupted, KeyboardInterrupt, BrokenPipeError, SystemExit) as exc:
+        if isinstance(exc, SystemExit) and exc.code != signal.SIGTERM:
+            raise       # (Ray's own SIGTERM handler exits with 15; anything else goes on out)
         if isinstance(exc, BrokenPipeError):
-            _silence_stdout()
+            _silence_broken_streams()
             why, code = "its output was closed (broken pipe)", EXIT_BROKEN_PIPE
         else:
-            signum = getattr(exc, "signum", 2)
-            import signal
+            signum = getattr(exc, "signum", signal.SIGTERM if isinstance(exc, SystemExit) else signal.SIGINT)
             why, code = f"interrupted by {signal.Signals(signum).name}", 128 + signum
         where = f" during stage {runner.stage_now}" if runner.stage_now else " before any stage started"
         raise RunStopped(f"the run stopped{where}: {why}. What is published is whole; run `{rerun}` "
@@ -168,6 +177,26 @@ def _run_pipeline(cfg, address, view, rerun: str, **run_args):
 def _silence_stdout() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
+
+
+def _pipe_closed(stream) -> bool:
+    """Whether the reader of this stream's pipe went away (poll says POLLERR)."""
+    import select
+    try:
+        poll = select.poll()
+        poll.register(stream.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poll.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _silence_broken_streams() -> None:
+    """Point whichever of stdout and stderr lost its reader at /dev/null, so that the
+    way out (closing the view, the message) writes nothing more into a closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        if _pipe_closed(stream):
+            os.dup2(devnull, stream.fileno())
 
 
 def cmd_run(args) -> int:
@@ -302,7 +331,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except RunStopped as exc:
-        print(f"curate: {exc}", file=sys.stderr, flush=True)
+        try:
+            print(f"curate: {exc}", file=sys.stderr, flush=True)
+        except OSError:
+            pass
         return exc.code
     except KeyboardInterrupt:           # Ctrl-C outside a run (planning, a query, the report)
         print("curate: interrupted", file=sys.stderr, flush=True)

@@ -211,7 +211,7 @@ def ensure_ray(config: Config, address: str | None = None) -> None:
         common["runtime_env"] = {"env_vars": env}
     _quiet_token_notice()
     from curate.pipeline.interrupt import keep_handlers
-    with keep_handlers():       # Ray's SIGINT/SIGTERM handlers would replace the CLI's clean stop
+    with keep_handlers(), _no_ray_sigterm_handler():
         if addr:
             ray.init(address=addr, **common)
         else:
@@ -219,6 +219,23 @@ def ensure_ray(config: Config, address: str | None = None) -> None:
             # `ray start` left on this machine (ray.init's default would).
             ray.init(address="local", num_cpus=config.ray.num_cpus or os.cpu_count(),
                      include_dashboard=False, **common)
+
+
+@contextlib.contextmanager
+def _no_ray_sigterm_handler():
+    """ray.init sets a SIGTERM handler that calls sys.exit(15) from wherever the driver
+    is; a SIGTERM during ray.init must reach the CLI's clean stop instead."""
+    try:
+        import ray._private.utils as ray_utils
+        saved = ray_utils.set_sigterm_handler
+    except (ImportError, AttributeError):
+        yield
+        return
+    ray_utils.set_sigterm_handler = lambda handler: None
+    try:
+        yield
+    finally:
+        ray_utils.set_sigterm_handler = saved
 
 
 def _quiet_token_notice() -> None:

@@ -7,6 +7,7 @@ summary and in `curate status`, never silently skipped."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import signal
 import threading
 import time
@@ -199,6 +200,18 @@ def time_cap(seconds: float, wall_factor: float = WALL_CAP_FACTOR):
         signal.signal(signal.SIGALRM, old_alarm)
 
 
+def _quiet_trafilatura() -> None:
+    """trafilatura logs a WARNING "discarding data: URL" for every page it finds no main
+    text in; curate rejects that page with a reason already (extract:empty), so the line
+    would only repeat it, once per unit, in every run's log."""
+    core = logging.getLogger("trafilatura.core")
+    if not any(getattr(f, "curate", False) for f in core.filters):
+        drop = logging.Filter()
+        drop.filter = lambda record: not record.getMessage().startswith("discarding data")
+        drop.curate = True
+        core.addFilter(drop)
+
+
 def extract_text(html: str, url: str | None, s: ExtractSettings) -> str:
     if s.extractor == "resiliparse":
         from resiliparse.extract.html2text import extract_plain_text
@@ -206,6 +219,7 @@ def extract_text(html: str, url: str | None, s: ExtractSettings) -> str:
         return extract_plain_text(HTMLTree.parse(html), main_content=True, alt_texts=False, links=False,
                                   form_fields=False, noscript=False) or ""
     import trafilatura
+    _quiet_trafilatura()
     text = trafilatura.extract(
         html, url=url, output_format="txt", favor_precision=s.favor_precision,
         include_tables=s.include_tables, include_comments=s.include_comments,

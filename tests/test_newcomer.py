@@ -1,0 +1,129 @@
+"""What a new user hits first (issue 19): the README's commands, stopping a run, a wrong
+--input, a written config, remix's copies, noise, Chinese kept as Chinese."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import REPO, curate_cmd
+
+
+def _readme_command(heading: str) -> str:
+    """The first ```bash block after the README line that names it (as .ci/run reads it)."""
+    text = (REPO / "README.md").read_text()
+    after = text[text.index(heading):]
+    return after.split("```bash", 1)[1].split("```", 1)[0].strip()
+
+
+def test_ci_runs_the_readme_commands_read_from_the_readme():
+    setup = _readme_command("**Set up and run")
+    tests = _readme_command("**Run the tests**")
+    assert "python3 -m venv" in setup and "pip install" in setup and "curate demo" in setup
+    assert "pytest" in tests
+    ci = (REPO / ".ci" / "run").read_text()
+    # .ci/run reads both from the README; it keeps no copy that could drift from it
+    assert "README.md" in ci and setup not in ci and "pip install" not in ci
+    function = ci[ci.index("readme_command() {"):ci.index("\n}\n") + 3]
+    script = (f"cd {REPO}\n{function}\nreadme_command '**Set up and run'; echo ---; "
+              "readme_command '**Run the tests**'")
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == f"{setup}\n---\n{tests}"
+
+
+def test_no_dependency_that_makes_pip_backtrack():
+    # s3fs pins aiobotocore, which pins botocore narrowly: pip 23.2.1 (what `python3 -m venv`
+    # ships) backtracks through dozens of versions and fails on a fresh machine
+    import tomllib
+    meta = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    names = [d.split(">")[0].split("=")[0].split("[")[0].strip().lower()
+             for d in meta["dependencies"] + sum(meta["optional-dependencies"].values(), [])]
+    assert not {"s3fs", "aiobotocore"} & set(names)
+
+
+def test_version():
+    out = subprocess.run(curate_cmd() + ["--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("curate ")
+
+
+# -- stopping a run ---------------------------------------------------------------------------
+
+def _start_run(corpus, out, *extra, env=None):
+    return subprocess.Popen(curate_cmd() + ["run", "--input", str(corpus), "--output", str(out),
+                                            "--no-report", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                            start_new_session=True, env=env)
+
+
+def _read_until(proc, marker: str, timeout: float = 120) -> list[str]:
+    lines, t0 = [], time.monotonic()
+    for line in proc.stdout:
+        lines.append(line)
+        if marker in line or time.monotonic() - t0 > timeout:
+            break
+    return lines
+
+
+@pytest.mark.slow
+def test_ctrl_c_and_sigterm_stop_cleanly_and_a_rerun_finishes(ray_address, demo_corpus, tmp_path):
+    out = tmp_path / "out"
+    # Ctrl-C in a terminal: SIGINT to the whole process group (embedded Ray included)
+    proc = _start_run(demo_corpus, out)
+    seen = _read_until(proc, "[extract] 1/")
+    assert any("[extract] 1/" in s for s in seen), "".join(seen)
+    os.killpg(proc.pid, signal.SIGINT)
+    err, _ = proc.communicate(timeout=120)
+    rest = ""
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err + rest and "KeyboardInterrupt" not in err
+    assert "interrupted by SIGINT" in err and "stage extract" in err
+    assert "`curate run` with the same arguments" in err
+
+    # a scheduler's SIGTERM to the driver alone, connected to a cluster
+    proc = _start_run(demo_corpus, out, "--address", ray_address)
+    _read_until(proc, "to run")
+    os.kill(proc.pid, signal.SIGTERM)
+    err, _ = proc.communicate(timeout=120)
+    rest = ""
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and "SIGTERM received" not in err + rest and "PC: @" not in err
+    assert "interrupted by SIGTERM" in err and "during stage" in err
+
+    # the lock was released: the rerun takes the folder without waiting and finishes
+    done = subprocess.run(curate_cmd() + ["run", "--input", str(demo_corpus), "--output", str(out),
+                                          "--no-report", "--address", ray_address],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    status = subprocess.run(curate_cmd() + ["status", "--output", str(out)], capture_output=True, text=True)
+    assert "missing" not in status.stdout.split("\n", 2)[-1] or " 0 missing" in status.stdout, status.stdout
+
+
+@pytest.mark.slow
+def test_a_closed_pipe_stops_an_unfinished_run_with_an_error(ray_address, demo_corpus, tmp_path):
+    # `curate run ... 2>&1 | head -1` exited 0 with 2 of 6 extract units done
+    out = tmp_path / "out"
+    proc = _start_run(demo_corpus, out, "--address", ray_address)
+    proc.stdout.readline()
+    proc.stdout.close()
+    proc.wait(timeout=300)
+    assert proc.returncode == 141
+    status = subprocess.run(curate_cmd() + ["status", "--output", str(out)], capture_output=True, text=True)
+    assert status.returncode == 0
+    finished = [line.split()[1:3] for line in status.stdout.splitlines() if line.startswith("tokenize")]
+    assert not finished or finished[0][0] != finished[0][1], status.stdout    # the run did not finish
+
+
+@pytest.mark.slow
+def test_a_finished_run_into_a_closed_stdout_exits_0_and_writes_its_report(ray_address, demo_corpus, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen(curate_cmd() + ["run", "--input", str(demo_corpus), "--output", str(out),
+                                            "--address", ray_address],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()             # nothing is read: stdout gets only the summary, at the end
+    err = proc.stderr.read()
+    proc.wait(timeout=600)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and (out / "report" / "index.html").exists()
