@@ -213,6 +213,10 @@ def cmd_status(args) -> int:
     from curate.pipeline.report import status_table, unread_lines
     from curate.pipeline.runner import plan_pipeline
 
+    out = location(args.output or "curate-out")
+    if not args.input and not args.config and not (out / "manifests").exists():
+        raise ConfigError(f"{out} has no manifests: run `curate run --output {out}` first "
+                          "(or give --input to see what a run would do)")
     cfg = _resolve_config(args, need_input=False)
     print(status_table(location(cfg.output), plan_pipeline(cfg)))
     for line in unread_lines([f for n in cfg.order for f in STAGES[n].unread_inputs(cfg)]):

@@ -413,9 +413,25 @@ def describe_defaults() -> str:
         settings = cfg.stages[name]
         for f in dataclasses.fields(settings):
             doc = _doc(f)
-            val = json.dumps(getattr(settings, f.name), ensure_ascii=False)
+            declared, resolved = _declared_default(f), getattr(settings, f.name)
+            if declared != resolved:
+                # a default that follows another key (the preset, the order, langid): writing
+                # the value it has now would pin it when that key changes
+                doc += f" (this default depends on other keys; with theirs as here it is {_short(resolved)})"
+            val = json.dumps(declared, ensure_ascii=False)
             lines.append(f"  {f.name}: {val}" + (f"  # {doc}" if doc else ""))
     return "\n".join(lines) + "\n"
+
+
+def _declared_default(f):
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None if f.default is dataclasses.MISSING else f.default
+
+
+def _short(value) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _doc(f) -> str:

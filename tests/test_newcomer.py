@@ -127,3 +127,48 @@ def test_a_finished_run_into_a_closed_stdout_exits_0_and_writes_its_report(ray_a
     proc.wait(timeout=600)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and (out / "report" / "index.html").exists()
+
+
+# -- a wrong --input, a written config, a typo in --output -------------------------------------
+
+def test_input_one_level_too_high_names_the_dump_folder(tmp_path):
+    from conftest import DATA
+    from curate.pipeline.config import config_from_dict
+    from curate.pipeline.runner import plan_pipeline
+    from curate.stages.extract import InputError
+    with pytest.raises(InputError, match=r"Give --input \S*crawl\b"):
+        plan_pipeline(config_from_dict({"input": str(DATA), "output": str(tmp_path / "o")}))
+    # the same through the command: exit 2, nothing written
+    res = subprocess.run(curate_cmd() + ["run", "--input", str(DATA), "--output", str(tmp_path / "o")],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "crawl/ holds CC-MAIN-2024-10/" in res.stderr, res.stderr
+    assert not (tmp_path / "o").exists()
+    # sub-folders with no readable files but dump folders below them: the strict case
+    (tmp_path / "top" / "crawls" / "CC-MAIN-2024-10").mkdir(parents=True)
+    (tmp_path / "top" / "crawls" / "CC-MAIN-2024-10" / "a.jsonl").write_text('{"text": "x"}\n')
+    with pytest.raises(InputError, match="crawls/ holds CC-MAIN-2024-10/"):
+        plan_pipeline(config_from_dict({"input": str(tmp_path / "top"), "output": str(tmp_path / "o")}))
+
+
+def test_written_config_keeps_defaults_that_follow_other_keys_open(tmp_path):
+    from curate.pipeline.config import describe_defaults, load_config
+    text = describe_defaults()
+    for key in ("prefilter", "prefilter_languages", "vocab_size", "model_vocab_size"):
+        line = next(l for l in text.splitlines() if l.startswith(f"  {key}:"))
+        assert line.split("#")[0].strip() == f"{key}: null" and "depends on other keys" in line, line
+    written = tmp_path / "curate.yaml"
+    written.write_text(text.replace('preset: "deepseek-llm"', 'preset: "deepseek-v3"'))
+    tok = load_config(written).settings("tokenize")
+    assert (tok.preset, tok.vocab_size, tok.model_vocab_size) == ("deepseek-v3", 128_000, 129_280)
+    written.write_text(text)
+    cfg = load_config(written)
+    assert cfg.settings("extract").prefilter is True and cfg.settings("tokenize").vocab_size == 100_000
+    import re
+    written.write_text(re.sub(r"(?m)^order: .*$", 'order: ["extract", "dedup"]', text))
+    assert load_config(written).settings("extract").prefilter is False      # no langid in the order
+
+
+def test_status_of_a_folder_with_no_run_says_so(tmp_path):
+    res = subprocess.run(curate_cmd() + ["status", "--output", str(tmp_path / "typo")], capture_output=True, text=True)
+    assert res.returncode == 2 and "typo has no manifests" in res.stderr, res.stderr
+    assert "no input folder" not in res.stderr

@@ -61,7 +61,8 @@ class ExtractSettings:
                                            "is in the order")
     prefilter_threshold: float = setting(0.8, "fastText score the pre-filter needs to reject a page (the kept "
                                               "languages' own probability must also be under 2%)", between(0.5, 1))
-    prefilter_languages: list[str] = setting([], "languages the pre-filter keeps; [] = langid.languages", NONEMPTY)
+    prefilter_languages: list[str] | None = setting(None, "languages the pre-filter keeps; null = langid.languages",
+                                                    NONEMPTY)
     prefilter_model_path: str | None = setting(None, "lid.176 model for the pre-filter; null = langid's", NONEMPTY)
     text_field: str = setting("text", "JSONL/Parquet inputs: the field that holds the text (a dotted name such as doc.body reaches into nested objects)", NONEMPTY)
     id_field: str = setting("id", "JSONL/Parquet inputs: the field with the input's own id (optional; "
@@ -146,6 +147,7 @@ def list_inputs(input_dir: str | Path, dump: str | None = None) -> tuple[list[tu
             groups = [(e.name, storage.list_dir(e.location)) for e in top if e.is_dir and not e.name.startswith(".")]
         except OSError as exc:
             raise InputError(f"input folder {root} cannot be read: {exc}") from None
+        _refuse_folders_of_dumps(root, groups)
     found, ignored = [], []
     for name, entries in groups:
         for f in entries:
@@ -167,6 +169,33 @@ def list_inputs(input_dir: str | Path, dump: str | None = None) -> tuple[list[tu
                          f"dump, named after the dump){hint}"
                          + (f"; not read: {', '.join(printable(e.name) for e in ignored[:5])}" if ignored else ""))
     return found, ignored
+
+
+def _readable_files(entries) -> bool:
+    return any(not f.is_dir and input_kind(f.name)[0] in READABLE for f in entries)
+
+
+def _refuse_folders_of_dumps(root: str, groups) -> None:
+    """`--input` one level too high: its sub-folders would be read as dumps while the real
+    dump folders one level down were listed as unread. A sub-folder that holds folders
+    of input files is a folder of dumps: stop, naming it."""
+    nested = []
+    for name, entries in groups:
+        inner = [e for e in entries if e.is_dir and not e.name.startswith(".")]
+        try:
+            deeper = [e.name for e in inner if _readable_files(storage.list_dir(e.location))]
+        except OSError:
+            continue
+        if deeper:
+            nested.append((name, sorted(deeper)))
+    if not nested:
+        return
+    likely = storage.join(root, nested[0][0])
+    shown = "; ".join(f"{name}/ holds {', '.join(d + '/' for d in dumps[:3])}" + (" ..." if len(dumps) > 3 else "")
+                      for name, dumps in nested[:3])
+    raise InputError(f"input folder {root}: its sub-folders are read as crawl dumps, but {shown}, which hold "
+                     f"the input files: the dump folders are one level down. Is the input {likely}? "
+                     f"Give --input {likely}")
 
 
 class _Timeout(Exception):

@@ -54,13 +54,15 @@ class TokenizeSettings:
                                             "the released tokenizer's ids exactly (deepseek-llm: BOS 100000, "
                                             "EOS 100001, 13 unused byte symbols 100002-100014; deepseek-v3: BOS 0, "
                                             "EOS 1, pad 2)", one_of("curate", "released"))
-    vocab_size: int = setting(0, "conventional tokens; 0 = the preset's (DeepSeek LLM 100,000; V3 128,000)",
+    vocab_size: int | None = setting(None, "conventional tokens; null (or 0) = the preset's (DeepSeek LLM 100,000; "
+                                           "V3 128,000)",
                               at_least(0, 10_000_000))
     special_tokens: list[str] | str = setting(
         SPECIAL_TOKENS, "the curate layout's tokens after the conventional ones (begin/end of sentence first); "
                         "or a preset name: 'released' (also 'deepseek', 'deepseek-llm', 'deepseek-v3') = the released "
                         "tokenizer's layout exactly, as special_layout: released", NONEMPTY)
-    model_vocab_size: int = setting(0, "padded embedding size recorded beside the tokenizer; 0 = the preset's "
+    model_vocab_size: int | None = setting(None, "padded embedding size recorded beside the tokenizer; null (or 0) "
+                                                 "= the preset's "
                                        "(102,400; V3 129,280)", at_least(0))
     sample_bytes: int = setting(2_000_000_000, "UTF-8 bytes of text to train on (DeepSeek: about 24 GB)",
                                positive())
