@@ -64,7 +64,8 @@ class QuietView(View):
     """Only warnings and errors (failed units, damage, conservation)."""
 
     def log(self, message: str) -> None:
-        if any(w in message for w in ("FAILED", "PARTIAL", "error", "Error", "damaged", "missing", "not read")):
+        if any(w in message for w in ("FAILED", "PARTIAL", "error", "Error", "damaged", "missing", "not read",
+                                      "warning")):
             super().log(message)
 
 

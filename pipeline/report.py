@@ -61,7 +61,8 @@ def run_summary(output: Path, result: RunResult) -> str:
         lines.append(f"{st.stage:13s} units {st.planned} (ran {st.ran}, already done {st.skipped}"
                      + (f", waiting {st.blocked}" if st.blocked else "") + f")  docs in {docs_in:,}"
                      f" -> out {docs:,} + rejected {rej:,}"
-                     + (f" (out includes {repeats:,} repeated copies)" if repeats else "")
+                     + (f" (out is {docs - repeats:,} distinct documents + {repeats:,} repeated copies)"
+                        if repeats else "")
                      + f"  [{st.seconds:.1f} s]")
         reasons = top_reasons(output, st.rows)
         if reasons:

@@ -114,3 +114,34 @@ def test_dup_count_exponent_upsamples_often_repeated_content(ray_address, crawl_
         base[d["lang"]] += d["n_chars"]
     share = chars["en"] / sum(chars.values())
     assert abs(share - base["en"] / sum(base.values())) < 0.06
+
+
+def test_mix_warnings_name_unreachable_targets_and_shares_that_do_not_sum_to_1():
+    from curate.stages.remix import RemixSettings, mix_warnings
+    s = RemixSettings(target_shares={"en": 0.7, "zh": 0.5})
+    shares = {"en": 0.7 / 1.2, "zh": 0.5 / 1.2}
+    said = mix_warnings(s, shares, {"en": 0.694, "zh": 0.306})
+    assert any("sum to 1.2, not 1" in w for w in said)
+    assert any(w.startswith("zh reaches 30.6%") and "41.7%" in w and "max_epochs" in w for w in said), said
+    assert mix_warnings(RemixSettings(target_shares={"en": 0.6, "zh": 0.4}), {"en": 0.6, "zh": 0.4},
+                        {"en": 0.59, "zh": 0.41}) == []
+    assert mix_warnings(RemixSettings(), {"en": 0.9, "zh": 0.1}, {"en": 0.9, "zh": 0.1}) == []
+
+
+def test_remix_run_says_distinct_documents_and_warns_on_a_missed_target(ray_address, tmp_path):
+    from curate.pipeline.html_report import write_report
+    from curate.pipeline.report import run_summary
+    logs = []
+    out = tmp_path / "out"
+    res = run_stages(ray_address, DATA / "crawl", out, log=logs.append, order=ORDER,
+                     remix={"target_shares": {"en": 0.7, "zh": 0.5}})
+    warnings = [m for m in logs if "[remix] warning:" in m]
+    print("\n".join(warnings))
+    assert any("sum to 1.2" in m for m in warnings) and any("zh reaches" in m for m in warnings)
+    docs = read_shards(out, "remix")
+    distinct = len({d["id"] for d in docs})
+    assert distinct < len(docs)         # upsampled: a plain count(*) counts copies
+    summary = run_summary(out, res)
+    assert f"{distinct:,} distinct documents + {len(docs) - distinct:,} repeated copies" in summary, summary
+    html = write_report(out).read_text()
+    assert "distinct documents" in html and "missed by more than 2 points" in html

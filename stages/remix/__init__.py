@@ -185,6 +185,32 @@ def _output_counts(rates, chars, s) -> dict[str, int]:
     return {l: max(1, math.ceil(v / s.shard_bytes)) for l, v in expected.items() if v > 0}
 
 
+SHARE_TOLERANCE = 0.02      # a target share missed by more than 2 points is said
+
+
+def mix_warnings(s: RemixSettings, shares: dict[str, float], expected: dict[str, float]) -> list[str]:
+    """What a user should hear about the mix before it is written: targets that do not sum
+    to 1 (they are normalised), and targets the data cannot reach under max_epochs."""
+    if not s.target_shares:
+        return []
+    out = []
+    total = sum(s.target_shares.values())
+    if abs(total - 1) > 1e-6:
+        out.append(f"remix.target_shares sum to {total:g}, not 1: normalised to "
+                   + ", ".join(f"{l} {v / total:.1%}" for l, v in sorted(s.target_shares.items())))
+    for lang, want in sorted(shares.items()):
+        got = expected.get(lang, 0.0)
+        if abs(got - want) > SHARE_TOLERANCE:
+            why = (f"the data cannot reach it with no document repeated more than remix.max_epochs = "
+                   f"{s.max_epochs:g} times (raise max_epochs or lower the target)" if got < want else
+                   "the other languages cannot fill their shares")
+            out.append(f"{lang} reaches {got:.1%} of the characters against its target {want:.1%}: {why}")
+    missing = sorted(l for l in s.target_shares if l not in shares and s.target_shares[l] > 0)
+    if missing:
+        out.append(f"no {', '.join(missing)} documents reach remix: their target shares cannot be met")
+    return out
+
+
 class RemixStage(Stage):
     name = "remix"
     code_version = "2"
@@ -251,12 +277,15 @@ class RemixStage(Stage):
         total_out = sum(rates[l].get(c, 0) * n for l in chars for c, n in chars[l].items()) or 1
         ctx.log("[remix] mixture (share of characters): language  input -> expected  (target)")
         total_in = sum(sum(v.values()) for v in chars.values()) or 1
+        expected = {}
         for lang in sorted(chars):
-            got = sum(rates[lang].get(c, 0) * n for c, n in chars[lang].items()) / total_out
+            expected[lang] = got = sum(rates[lang].get(c, 0) * n for c, n in chars[lang].items()) / total_out
             want = f"{shares[lang]:.1%}" if s.target_shares else "natural"
             ctx.log(f"[remix]   {lang:5s} {sum(chars[lang].values()) / total_in:6.1%} -> {got:6.1%}  ({want})")
             for c in sorted(chars[lang]):
                 ctx.log(f"[remix]     {c:13s} rate {rates[lang].get(c, 0):5.2f}")
+        for warning in mix_warnings(s, shares, expected):
+            ctx.log(f"[remix] warning: {warning}")
 
     def process(self, unit: Unit, s: RemixSettings, sink: UnitSink) -> None:
         plan = json.loads((sink.output / PLAN_FILE).read_text())
