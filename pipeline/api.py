@@ -68,7 +68,7 @@ class Output:
 
     def rejects(self, stage: str | None = None) -> pa.Table:
         where = " WHERE stage = ?" if stage else ""
-        return self.con.execute("SELECT * FROM rejects" + where, [stage] if stage else []).to_arrow_table()
+        return self.con.sql("SELECT * FROM rejects" + where, params=[stage] if stage else None).to_arrow_table()
 
     def shards(self) -> pa.Table:
         return self.con.sql("SELECT * FROM shards").to_arrow_table()

@@ -300,24 +300,33 @@ def cmd_estimate(args) -> int:
     import tempfile
     from curate.pipeline.estimate import measure, project
     from curate.pipeline.progress import QuietView
-    from curate.pipeline.runner import Runner
     if args.pages is None and args.dumps is None:
         raise ConfigError("estimate: give --pages N or --dumps N (the size to project to)")
     if args.from_run:
         out = location(args.from_run)
         if not (out / "manifests").exists():
             raise ConfigError(f"--from-run {out}: no manifests there")
+        measured = measure(out)
     else:
         if not args.input and not args.config:
             raise ConfigError("estimate: give --input SAMPLE_DIR (or --config with input:), or --from-run OUT")
-        out = location(args.output or tempfile.mkdtemp(prefix="curate-estimate-"))
-        overrides = {"input": args.input, "output": str(out)}
-        cfg = load_config(args.config, overrides) if args.config else load_config(None, overrides)
-        print(f"running the pipeline on the sample into {out} ...", file=sys.stderr, flush=True)
-        Runner(cfg, address=args.address, view=QuietView()).run()
+        scratch = None if args.output else tempfile.mkdtemp(prefix="curate-estimate-")
+        try:
+            out = location(args.output or scratch)
+            overrides = {"input": args.input, "output": str(out)}
+            cfg = load_config(args.config, overrides) if args.config else load_config(None, overrides)
+            where = (f"a temporary folder, {out}, removed once measured (--output DIR keeps it)" if scratch
+                     else str(out))
+            print(f"running the pipeline on the sample into {where} ...", file=sys.stderr, flush=True)
+            _run_pipeline(cfg, args.address, QuietView(), "curate estimate")
+            measured = measure(out)
+        finally:
+            if scratch:
+                import shutil
+                shutil.rmtree(scratch, ignore_errors=True)
     dumps = args.dumps or 0
     pages = args.pages if args.pages is not None else args.dumps * args.pages_per_dump
-    print(project(measure(out), pages, dumps))
+    print(project(measured, pages, dumps))
     return EXIT_OK
 
 

@@ -107,6 +107,13 @@ def deepseek_rate(dumps: float) -> float:
     return pts[-1][1]
 
 
+def budget_share(tokens: float, budget: float) -> str:
+    """'41.2% of the 2e+12-token budget', or '33.6x the 2e+12-token budget' past it."""
+    ratio = tokens / budget if budget else 0.0
+    what = f"{ratio:.1%} of" if ratio < 1 else f"{ratio:,.3g}x"
+    return f"{what} the {budget:.3g}-token budget"
+
+
 def _size(n: float) -> str:
     for unit, div in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
         if n >= div:
@@ -140,7 +147,7 @@ def project(m: Measured, pages: float, dumps: float) -> str:
         per_rec = m.tokens / m.records
         tokens = per_rec * pages
         lines.append(f"Tokens: {per_rec:,.1f} per input record -> {tokens:,.3g} tokens "
-                     f"({tokens / m.budget:.3g} of the {m.budget:.3g} budget); at this yield "
+                     f"({budget_share(tokens, m.budget)}); at this yield "
                      f"{m.budget / (per_rec * PAGES_PER_DUMP):,.1f} dumps of {PAGES_PER_DUMP:,.0f} pages reach it.")
         if m.dedup_rate is not None and dumps:
             target = deepseek_rate(dumps)

@@ -172,3 +172,31 @@ def test_status_of_a_folder_with_no_run_says_so(tmp_path):
     res = subprocess.run(curate_cmd() + ["status", "--output", str(tmp_path / "typo")], capture_output=True, text=True)
     assert res.returncode == 2 and "typo has no manifests" in res.stderr, res.stderr
     assert "no input folder" not in res.stderr
+
+
+# -- noise and loose ends -------------------------------------------------------------------------
+
+def test_rejects_from_the_api_raise_no_warning(demo_run):
+    import warnings
+    import curate
+    out, _ = demo_run
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = curate.open(out).rejects("extract")
+        assert table.num_rows > 0 and curate.open(out).rejects().num_rows == table.num_rows
+
+
+def test_budget_share_reads_as_a_share_or_a_multiple():
+    from curate.pipeline.estimate import budget_share
+    assert budget_share(6.72e13, 2e12) == "33.6x the 2e+12-token budget"
+    assert budget_share(5e11, 2e12) == "25.0% of the 2e+12-token budget"
+
+
+@pytest.mark.slow
+def test_estimate_on_a_sample_removes_its_temporary_run_and_says_so(ray_address, demo_corpus, tmp_path):
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    r = subprocess.run(curate_cmd() + ["estimate", "--input", str(demo_corpus), "--dumps", "90",
+                                       "--address", ray_address], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "removed once measured" in r.stderr and "budget" in r.stdout
+    assert not list(tmp_path.glob("curate-estimate-*"))
