@@ -126,7 +126,9 @@ def test_script_evidence_keeps_chinese_sentences_and_pairs(model):
             print(f"  {target} {kind:11s} recall {v['tp'] / max(1, v['n']):.4f}  "
                   f"precision {v['tp'] / max(1, v['tp'] + v['fp']):.4f}")
     c, r0 = table["with script"], table["raw fastText"]
-    assert c[("zh", "sentence")]["tp"] / c[("zh", "sentence")]["n"] >= 0.99
+    assert c[("zh", "sentence")]["tp"] / c[("zh", "sentence")]["n"] >= 0.995
+    for lang in ("ja", "ko"):           # kana and Hangul keep Japanese and Korean out of zh
+        assert not any(rec["lang"] == lang and l == "zh" for rec, l in zip(recs, fixed[0]))
     for kind in ("sentence", "word-pair", "single-word"):        # no loss of precision
         prec = lambda t: t[("zh", kind)]["tp"] / max(1, t[("zh", kind)]["tp"] + t[("zh", kind)]["fp"])
         assert prec(c) >= prec(r0)
@@ -139,10 +141,23 @@ def test_script_evidence_keeps_chinese_sentences_and_pairs(model):
         recall = sum(_kept(langs, scores, "zh")) / len(pairs)
         raw_recall = sum(_kept(*_raw(model, [p[side] for p in pairs]), "zh")) / len(pairs)
         print(f"{side}: kept as zh {recall:.3f} (raw fastText {raw_recall:.3f})")
-        assert recall >= 0.99
+        assert recall >= 0.995
 
 
 def test_the_misread_sentence_of_the_issue_is_chinese(model):
     from curate.stages.langid import identify
     langs, scores = identify(model, ["五、同业间良性的普遍推广与各团体的互助。", "これは日本語の文です。"])
     assert langs == ["zh", "ja"] and scores[0] >= 0.5
+
+
+def test_all_han_sentences_are_chinese_whatever_fasttext_says(model):
+    from curate.stages.langid import identify
+    # held-out sentences lid.176 labels sr and sh (issue 19), and what must stay out
+    zh = ["但若情况紧急，为抢救病人性命，依医疗法规定，得先为病人手术。", "孟道，五代十國邢州龍岡人，為邢州郡校。"]
+    raw = [model.predict(fold(t, 0))[0][0] for t in zh]
+    print("\nraw fastText:", raw)
+    langs, scores = identify(model, zh + ["東京の大学で勉強しています。", "서울은 大韓民國의 首都이다.",
+                                          "The word 功夫 means skill."])
+    assert langs[:2] == ["zh", "zh"] and min(scores[:2]) >= 0.9
+    assert langs[2] == "ja" and langs[3] != "zh"
+    assert not (langs[4] == "zh" and scores[4] >= 0.5)     # two Han words in English stay fastText's call

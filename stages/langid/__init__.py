@@ -12,7 +12,7 @@ from curate.pipeline.config import Domain, at_least, between, setting
 from curate.pipeline.schema import extend_schema, with_columns
 from curate.pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
 from curate.stages.langid.model import LID_FTZ, LID_FTZ_SHA256, cache_dir, load_fasttext, resolve_lid_model, sha256_of
-from curate.filters.script import HAN_LABELS, cjk_language, han_script
+from curate.filters.script import HAN_LABELS, cjk_language, han_dominant, han_script
 from curate.pipeline.storage import location
 
 LANG_FIELDS = [pa.field("lang", pa.string()), pa.field("lang_score", pa.float32()),
@@ -74,14 +74,28 @@ def identify(model, texts: list[str], max_chars: int = 0) -> tuple[list[str], li
         p = {lab.replace("__label__", ""): float(x) for lab, x in zip(labs, ps)}
         top = labs[0].replace("__label__", "")
         lang = cjk_language(top, text)
+        if lang == top:
+            score = p[top]
+        elif lang == "ko":                  # Hangul decides; fastText's own ko probability
+            score = p.get("ko", 0.0)
+        else:
+            score = min(1.0, sum(p.get(x, 0.0) for x in HAN_LABELS))
+        if not (lang == "zh" and score >= SURE_ZH):
+            # almost all Han, no kana or Hangul: Chinese, scored by its Han share
+            share = han_dominant(text)
+            if share is not None:
+                lang, score = "zh", max(score if lang == "zh" else 0.0, share)
         langs.append(lang)
-        scores.append(min(1.0, sum(p.get(x, 0.0) for x in HAN_LABELS)) if lang != top else p[top])
+        scores.append(score)
     return langs, scores
+
+
+SURE_ZH = 0.99      # a zh label this sure needs no script check (it costs a scan of the text)
 
 
 class LangidStage(Stage):
     name = "langid"
-    code_version = "2"      # 2: zh/ja corrected by script
+    code_version = "3"      # 2: zh/ja corrected by script; 3: almost-all-Han text is zh
     settings_cls = LangidSettings
     requires = ("extract",)
     summary = "fastText lid.176 language ID; other languages rejected"
