@@ -20,17 +20,29 @@ def _files(row: ManifestRow):
     yield row.path, row.bytes, row.sha256
     if row.rejects_path:
         yield row.rejects_path, row.rejects_bytes, row.rejects_sha256
+    for rel, (size, digest) in extra_files(row).items():
+        yield rel, size, digest
 
 
-def listed_sizes(output, stage: str) -> dict[str, int] | None:
-    """{relative path: size} of a stage's shards and rejects from two listings, for an
-    output in object storage (one request per thousand files instead of one per file);
-    None for a local output, where a stat per file is cheap."""
+def extra_files(row: ManifestRow) -> dict[str, tuple[int, str]]:
+    """Files a unit published besides its shard and rejects (tokenize's token shards):
+    {relative path: (bytes, sha256)}, kept in the row's stats."""
+    if not row.stats or '"files"' not in row.stats:
+        return {}
+    return {rel: (size, digest) for rel, (size, digest) in row.stats_dict.get("files", {}).items()}
+
+
+def listed_sizes(output, stage: str, rows=()) -> dict[str, int] | None:
+    """{relative path: size} of a stage's shards and rejects (and the further files its
+    `rows` name) from a listing per folder, for an output in object storage (one request
+    per thousand files instead of one per file); None for a local output, where a stat per
+    file is cheap."""
     out = location(output)
     if not isinstance(out, ObjectPath):
         return None
     sizes = {}
-    for sub in (stage, f"rejects/{stage}"):
+    extra = sorted({rel.split("/", 1)[0] for r in rows for rel in extra_files(r)})
+    for sub in (stage, f"rejects/{stage}", *extra):
         for rel, size in (out / sub).listing().items():
             sizes[f"{sub}/{rel}"] = size
     return sizes
@@ -71,7 +83,8 @@ def verify(output: str | Path, deep: bool = False, log=print) -> tuple[int, list
     """Check every finished unit; mark the damaged ones stale. (units checked, problems)."""
     rows = [r for r in read_all_rows(output) if r.status in FINISHED]
     problems = []
-    listed = {stage: listed_sizes(output, stage) for stage in {r.stage for r in rows}}
+    listed = {stage: listed_sizes(output, stage, [r for r in rows if r.stage == stage])
+              for stage in {r.stage for r in rows}}
     for row in rows:
         problem = damage(output, row, deep, listed[row.stage])
         if problem:

@@ -77,6 +77,69 @@ class Output:
         from curate.pipeline.html_report import write_report
         return write_report(self.path)
 
+    def _finished(self, stage: str):
+        from curate.manifests.manifest import FINISHED, read_rows
+        return [r for _, r in sorted(read_rows(self.path, stage).items()) if r.status in FINISHED]
+
+    def tokens(self, lang: str | None = None) -> "TokenSequences":
+        """The token shards that `tokenize.write_tokens` wrote (of one language, or all), in
+        shard order: `seqs[i]` is document i's token ids as a read-only NumPy view into the
+        memory-mapped `.bin` (nothing is copied); `seqs.shards` are the pairs."""
+        from curate.pipeline.storage import ObjectPath
+        from curate.stages.tokenize.megatron import TokenShard
+        if isinstance(self.path, ObjectPath):
+            raise ValueError(f"{self.path}: token shards are memory-mapped from a local disk; copy "
+                             f"{self.path}/tokens/ down first and open it with TokenShard.open(prefix)")
+        shards = []
+        for row in self._finished("tokenize"):
+            info = row.stats_dict.get("token_shard")
+            if info and (lang is None or (row.lang or row.unit.split("/", 1)[0]) == lang):
+                shards.append(TokenShard.open(self.path / info["bin"]))
+        if not shards:
+            raise LookupError(f"{self.path}: no token shards" + (f" of language {lang!r}" if lang else "")
+                              + " (run the tokenize stage with tokenize.write_tokens: true)")
+        return TokenSequences(shards)
+
+    def ray_dataset(self, stage: str = "remix"):
+        """A Ray Dataset over a stage's finished shards (only files a manifest row names)."""
+        try:
+            import ray.data
+        except ImportError as exc:
+            raise ImportError(f"ray_dataset() needs Ray Data ({exc}); pip install 'curate[data]'") from None
+        paths = [str(self.path / r.path) for r in self._finished(stage) if r.path and r.docs]
+        if not paths:
+            raise LookupError(f"{self.path}: no finished {stage} shards with documents")
+        return ray.data.read_parquet(paths)
+
+
+class TokenSequences:
+    """Documents' token ids across token shards, each a view into a memory map."""
+
+    def __init__(self, shards: list):
+        import numpy as np
+        self.shards = shards
+        self._starts = np.cumsum([0] + [len(s) for s in shards])
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def __getitem__(self, i: int):
+        import numpy as np
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        k = int(np.searchsorted(self._starts, i, side="right")) - 1
+        return self.shards[k][i - int(self._starts[k])]
+
+    def __iter__(self):
+        for shard in self.shards:
+            yield from shard
+
+    @property
+    def tokens(self) -> int:
+        return sum(s.tokens for s in self.shards)
+
 
 def open(output: str | Path) -> Output:    # noqa: A001 (curate.open reads like the builtin on purpose)
     return Output(output)

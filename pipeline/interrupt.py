@@ -16,8 +16,10 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 EXIT_BROKEN_PIPE = 128 + 13         # what a process killed by SIGPIPE reports
 
 
-class Interrupted(Exception):
-    """The run was told to stop; nothing published is damaged, and a rerun finishes it."""
+class Interrupted(BaseException):
+    """The run was told to stop; nothing published is damaged, and a rerun finishes it.
+    A BaseException, as KeyboardInterrupt is: libraries' `except Exception` retry loops
+    (ray.init's GCS connect is one) must not swallow it."""
 
     def __init__(self, signum: int):
         self.signum = signum
@@ -26,9 +28,6 @@ class Interrupted(Exception):
 
 
 def _raise(signum, frame):
-    # ignore repeats while the run winds down (a second Ctrl-C would cut the cleanup short)
-    for s in SIGNALS:
-        signal.signal(s, signal.SIG_IGN)
     raise Interrupted(signum)
 
 

@@ -133,7 +133,7 @@ def status_table(output: Path, plans: dict[str, list[Unit]]) -> str:
                          f"{states[FAILED_STATE]:6d} {states[STALE]:6d} {states[MISSING]:7d} "
                          f"{docs:10,d} {size:12,d}")
             continue
-        listed = listed_sizes(output, name) if rows else None
+        listed = listed_sizes(output, name, rows.values()) if rows else None
         for u in units:
             row = rows.get(u.key)
             state = unit_state(u, row)

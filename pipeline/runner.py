@@ -369,7 +369,7 @@ class Runner:
         if swept:
             self.log(f"[{name}] removed {swept} temporary files left by an interrupted run")
         rows = read_rows(self.output, name, warn=lambda m: self.log(f"[{name}] {m}"))
-        listed = listed_sizes(self.output, name) if rows else None
+        listed = listed_sizes(self.output, name, rows.values()) if rows else None
         for key, row in list(rows.items()):
             problem = damage(self.output, row, sizes=listed)     # sizes only: a stat per file, or a listing
             if problem:

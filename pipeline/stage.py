@@ -170,6 +170,7 @@ class UnitSink:
         self._last_progress = time.monotonic()   # a unit shorter than the interval never reports
         self._done_bytes = 0
         self.published: dict[str, tuple[int, str]] = {}    # relative path -> (bytes, sha256)
+        self._extra: dict[str, tuple[Path, Any]] = {}      # further outputs: rel -> (temporary, final)
         self.reasons: dict[str, int] = {}        # rejects per reason (the manifest row keeps them)
 
     @property
@@ -230,6 +231,17 @@ class UnitSink:
         for item in pc.value_counts(table.column("reason")).to_pylist():
             self.reasons[item["values"]] = self.reasons.get(item["values"], 0) + item["counts"]
 
+    def extra_output(self, rel: str) -> Path:
+        """A further file this unit publishes beside its shard and rejects (tokenize's token
+        shards): a local temporary path to write. It is published with the shard, and
+        its size and sha256 go into the manifest row (stats `files`), so that damage
+        checks, `verify` and reruns cover it like the shard."""
+        final = self.output / rel
+        final.parent.mkdir(parents=True, exist_ok=True)       # a no-op in object storage
+        tmp = temp_path_for(final)
+        self._extra[rel] = (tmp, final)
+        return tmp
+
     def report_damage(self, message: str) -> None:
         """The input is damaged: what was read is kept, the unit is marked partial."""
         self.damage.append(message)
@@ -262,8 +274,13 @@ class UnitSink:
         else:
             self._rej_writer.close()
         # size and checksum of what is published, read from the local temporary files
-        for rel, tmp in ((self.unit.out_path, self._doc_tmp), (self.unit.rejects_path, self._rej_tmp)):
+        for rel, tmp in ((self.unit.out_path, self._doc_tmp), (self.unit.rejects_path, self._rej_tmp),
+                         *((rel, tmp) for rel, (tmp, _) in self._extra.items())):
             self.published[rel] = (tmp.stat().st_size, sha256_file(tmp))
+        if self._extra:
+            self.stats["files"] = {rel: list(self.published[rel]) for rel in sorted(self._extra)}
+        for tmp, final in self._extra.values():       # before the shard: the row comes last anyway
+            publish(tmp, final)
         publish(self._doc_tmp, self._doc_path)
         publish(self._rej_tmp, self._rej_path)
 
@@ -274,7 +291,8 @@ class UnitSink:
                     writer.close()
                 except Exception:
                     pass
-        for p in (self._doc_tmp, self._rej_tmp, self._doc_path, self._rej_path):
+        for p in (self._doc_tmp, self._rej_tmp, self._doc_path, self._rej_path,
+                  *(tmp for tmp, _ in self._extra.values())):
             p.unlink(missing_ok=True)
 
 

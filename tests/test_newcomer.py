@@ -94,8 +94,7 @@ def test_ctrl_c_and_sigterm_stop_cleanly_and_a_rerun_finishes(ray_address, demo_
 
     # the lock was released: the rerun takes the folder without waiting and finishes
     done = subprocess.run(curate_cmd() + ["run", "--input", str(demo_corpus), "--output", str(out),
-                                          "--no-report", "--address", ray_address],
-                          capture_output=True, text=True, timeout=600)
+                                          "--no-report"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     status = subprocess.run(curate_cmd() + ["status", "--output", str(out)], capture_output=True, text=True)
     assert "missing" not in status.stdout.split("\n", 2)[-1] or " 0 missing" in status.stdout, status.stdout

@@ -71,6 +71,12 @@ class TokenizeSettings:
     seed: int = setting(0, "sampling seed", at_least(0))
     min_frequency: int = setting(2, "BPE: pairs seen fewer times are not merged", at_least(0))
     tokenizer_path: str | None = setting(None, "count with this tokenizer.json instead of training one")
+    write_tokens: bool = setting(False, "also write every final shard's token ids as a Megatron-LM indexed "
+                                        "dataset, OUT/tokens/<lang>/part-NNNNN.bin + .idx (one document = one "
+                                        "sequence, EOS after each, BOS where the tokenizer adds it)")
+    eos_token: str | None = setting(None, "the token written after every document; null = DeepSeek's "
+                                          "<｜end▁of▁sentence｜>, else eos_token of the tokenizer_config.json "
+                                          "beside tokenizer_path", NONEMPTY)
     budget_tokens: float = setting(2e12, "the token budget (DeepSeek LLM: 2T)", positive())
 
     def __post_init__(self):
@@ -101,6 +107,20 @@ class TokenizeSettings:
             raise ValueError(f"special_tokens: a token is listed twice: {self.special_tokens}")
         if self.sample_shares and not sum(self.sample_shares.values()) > 0:
             raise ValueError(f"sample_shares: the shares need a positive sum, got {self.sample_shares}")
+        if self.write_tokens:       # before any work: a vocabulary the format cannot hold, no EOS
+            from curate.stages.tokenize.megatron import dtype_for_vocab
+            if self.tokenizer_path:
+                tok = load_tokenizer(location(self.tokenizer_path).expanduser())
+                try:
+                    dtype_for_vocab(tok.get_vocab_size(with_added_tokens=True))
+                except ValueError as exc:
+                    raise ValueError(f"tokenizer_path: {exc}") from None
+                eos_id(tok, self, location(self.tokenizer_path).expanduser())
+            else:
+                try:
+                    dtype_for_vocab(self.model_vocab_size)
+                except ValueError as exc:
+                    raise ValueError(f"model_vocab_size: {exc}") from None
 
 
     def layout_tokens(self) -> list[str]:
@@ -228,6 +248,24 @@ def train_tokenizer(output: str, shard_paths: list[str], s: TokenizeSettings, fp
     return info
 
 
+def eos_id(tok, s: TokenizeSettings, tokenizer_file) -> int:
+    """The id written after every document in the token shards."""
+    names = [s.eos_token] if s.eos_token else [EOS]
+    if not s.eos_token and s.tokenizer_path:
+        config = location(tokenizer_file).parent / "tokenizer_config.json"
+        if config.is_file():
+            eos = json.loads(config.read_text()).get("eos_token")
+            eos = eos.get("content") if isinstance(eos, dict) else eos
+            if isinstance(eos, str):
+                names.insert(0, eos)
+    for name in names:
+        found = tok.token_to_id(name)
+        if found is not None:
+            return found
+    raise ValueError(f"eos_token: the tokenizer has none of {names}; name its end-of-document token "
+                     "as tokenize.eos_token")
+
+
 _loaded: dict[str, object] = {}
 
 
@@ -242,7 +280,7 @@ def load_tokenizer(path):
 
 class TokenizeStage(Stage):
     name = "tokenize"
-    code_version = "2"      # 2: presets, layouts, BOS post-processor, transformers files
+    code_version = "3"      # 2: presets, layouts, BOS post-processor, transformers files; 3: token shards
     settings_cls = TokenizeSettings
     requires = ("extract",)
     needs_all_inputs = True
@@ -258,7 +296,8 @@ class TokenizeStage(Stage):
         d.pop("budget_tokens")          # a report setting: changes no output
         if s.tokenizer_path:
             from curate.stages.langid.model import sha256_of
-            d = {"tokenizer": sha256_of(location(s.tokenizer_path).expanduser())}
+            d = {"tokenizer": sha256_of(location(s.tokenizer_path).expanduser()),
+                 "write_tokens": s.write_tokens, "eos_token": s.eos_token}
         return d
 
     def tokenizer_file(self, output, s: TokenizeSettings):
@@ -284,11 +323,15 @@ class TokenizeStage(Stage):
         sink.set_schema(pa.schema(COUNT_FIELDS))
         pf = pq.ParquetFile(sink.output / unit.inputs[0].path)
         names = pf.schema_arrow.names
+        shard = TokenShardWriter(tok, s, self.tokenizer_file(sink.output, s), sink, unit) if s.write_tokens else None
         tokens = 0
         for batch in pf.iter_batches(batch_size=BATCH):
             d = batch.to_pydict()
             sink.count_in(len(d["id"]))
-            counts = [len(e.ids) for e in tok.encode_batch(d["text"], add_special_tokens=False)]
+            # one encode serves the count and the token shard: with the tokenizer's own
+            # special tokens (BOS) when writing, which the count leaves out
+            encoded = tok.encode_batch(d["text"], add_special_tokens=shard is not None)
+            counts = shard.add(encoded) if shard is not None else [len(e.ids) for e in encoded]
             tokens += sum(counts)
             n = len(counts)
             sink.add_docs(pa.table({
@@ -296,3 +339,39 @@ class TokenizeStage(Stage):
                 "lang": d["lang"] if "lang" in names else [None] * n,
                 "url": d["url"], "n_chars": d["n_chars"], "n_tokens": counts}, schema=pa.schema(COUNT_FIELDS)))
         sink.tokens = tokens
+        if shard is not None:
+            shard.close(tokens)
+
+
+TOKENS_DIR = "tokens"
+
+
+class TokenShardWriter:
+    """A final shard's token ids as a Megatron indexed dataset, OUT/tokens/<key>.bin/.idx:
+    each document's ids as the tokenizer encodes them with its special tokens (BOS for
+    DeepSeek's), then EOS unless the tokenizer's template already ends with it."""
+
+    def __init__(self, tok, s: TokenizeSettings, tokenizer_file, sink: UnitSink, unit: Unit):
+        from curate.stages.tokenize.megatron import IndexedDatasetWriter, dtype_for_vocab
+        self.sink = sink
+        self.eos = eos_id(tok, s, tokenizer_file)
+        self.added = tok.num_special_tokens_to_add(False)       # what the template puts around a text
+        template = tok.encode("", add_special_tokens=True).ids
+        self.append_eos = not template or template[-1] != self.eos
+        self.prefix = f"{TOKENS_DIR}/{unit.key}"
+        self.dtype = dtype_for_vocab(tok.get_vocab_size(with_added_tokens=True))
+        self.writer = IndexedDatasetWriter(sink.extra_output(self.prefix + ".bin"),
+                                           sink.extra_output(self.prefix + ".idx"), self.dtype)
+
+    def add(self, encoded) -> list[int]:
+        """Write the documents; return their counts without the special tokens added."""
+        seqs = [e.ids + [self.eos] if self.append_eos else e.ids for e in encoded]
+        self.writer.add_many(seqs)
+        return [len(e.ids) - self.added for e in encoded]
+
+    def close(self, counted: int) -> None:
+        self.writer.close()
+        self.sink.stats["token_shard"] = {
+            "bin": self.prefix + ".bin", "idx": self.prefix + ".idx", "dtype": self.dtype.name,
+            "docs": len(self.writer.lengths), "tokens": self.writer.tokens,
+            "special_tokens": self.writer.tokens - counted, "eos_id": self.eos}
