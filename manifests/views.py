@@ -42,18 +42,53 @@ def _view_over(con: duckdb.DuckDBPyConnection, view: str, paths: list,
         con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM _empty_{view}")
 
 
+class QueryRefused(ValueError):
+    """A statement a read-only connection does not run."""
+
+
+READ_STATEMENTS = ("SELECT", "EXPLAIN")     # SELECT covers DESCRIBE, SHOW, SUMMARIZE, FROM ..., WITH
+
+
+def check_read_only(sql: str) -> None:
+    """Refuse any statement that is not a query: COPY and EXPORT write files, ATTACH makes
+    databases, INSTALL and LOAD fetch or run extensions, CREATE/INSERT/SET/PRAGMA/CALL
+    change state. What a SELECT may read is bounded by `lock_down`."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error:
+        return              # a syntax error: DuckDB's own message, when it runs, says it best
+    for st in statements:
+        kind = st.type.name if hasattr(st.type, "name") else str(st.type).rsplit(".", 1)[-1]
+        if kind not in READ_STATEMENTS:
+            raise QueryRefused(f"{kind} statements are refused: curate query reads only (SELECT, DESCRIBE, "
+                               f"SHOW, EXPLAIN; no COPY, EXPORT, ATTACH, INSTALL, LOAD, CREATE, INSERT, SET) "
+                               f"and reads only files under the output; --allow-write (API: allow_write=True) "
+                               f"lifts both")
+
+
+def lock_down(con: duckdb.DuckDBPyConnection, output) -> None:
+    """From here on the connection reads files under `output` only (its views, a query's own
+    read_parquet('OUT/...')): no other file, no network, no extension; and the setting
+    cannot be changed back by a statement."""
+    root = str(output).rstrip("/") + "/"
+    con.execute(f"SET allowed_directories = [{sql_str(root)}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
 def manifest_table(output: str | Path) -> pa.Table:
     """Every readable manifest row (damaged parts are moved aside, see read_rows)."""
     rows = read_all_rows(output)
     return pa.Table.from_pylist([asdict(r) for r in rows], schema=MANIFEST_SCHEMA)
 
 
-def connect(output: str | Path, database: str = ":memory:", only: tuple[str, ...] | None = None
-            ) -> duckdb.DuckDBPyConnection:
+def connect(output: str | Path, database: str = ":memory:", only: tuple[str, ...] | None = None,
+            read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the views of one output folder (local, or in object storage:
     views over pyarrow datasets, and an fsspec file system registered so that a query's own
     read_parquet('s3://...') works too). `only`: just these stages' docs_ views (and shards),
-    for a caller that needs no more."""
+    for a caller that needs no more. `read_only`: then `lock_down` (pass each statement of
+    the user's through `check_read_only` too)."""
     output = location(output).resolve()
     con = duckdb_connection(output, database) if only is None else duckdb.connect(database)
     shards = manifest_table(output)
@@ -80,6 +115,8 @@ def connect(output: str | Path, database: str = ":memory:", only: tuple[str, ...
         _view_over(con, f"docs_{stage}", paths, DOC_SCHEMA)
     if "tokenize" in {r["stage"] for r in rows}:
         _token_views(con, output)
+    if read_only:
+        lock_down(con, output)
     return con
 
 

@@ -50,16 +50,21 @@ def run(cfg: Config | dict, stages: list[str] | None = None, until: str | None =
 class Output:
     """What a run wrote, through the same DuckDB views as `curate query`."""
 
-    def __init__(self, output: str | Path):
+    def __init__(self, output: str | Path, allow_write: bool = False):
         from curate.manifests.views import connect
         self.path = location(output)
         if not (self.path / "manifests").exists():
             raise FileNotFoundError(f"{self.path} has no manifests: run curate there first")
-        self.con = connect(self.path)
+        self.allow_write = allow_write
+        self.con = connect(self.path, read_only=not allow_write)
 
     def query(self, sql: str, params=None):
         """A DuckDB relation (`.fetchall()`, `.arrow()`, `.df()` ...) over the views
-        shards, rejects, docs_<stage>, dedup_curve, token_totals, token_budget."""
+        shards, rejects, docs_<stage>, dedup_curve, token_totals, token_budget. Read-only
+        unless opened with allow_write=True (as `curate query --allow-write`)."""
+        if not self.allow_write:
+            from curate.manifests.views import check_read_only
+            check_read_only(sql)
         return self.con.sql(sql, params=params) if params else self.con.sql(sql)
 
     def docs(self, stage: str) -> pa.Table:
@@ -141,5 +146,7 @@ class TokenSequences:
         return sum(s.tokens for s in self.shards)
 
 
-def open(output: str | Path) -> Output:    # noqa: A001 (curate.open reads like the builtin on purpose)
-    return Output(output)
+def open(output: str | Path, allow_write: bool = False) -> Output:    # noqa: A001 (reads like the builtin on purpose)
+    """What a run wrote. Queries read only, and only files under the output, unless
+    allow_write=True."""
+    return Output(output, allow_write=allow_write)

@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("sql", help="e.g. \"SELECT stage, status, count(*) FROM shards GROUP BY ALL\"")
     _add_common(q, with_config=False)
     q.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    q.add_argument("--allow-write", action="store_true",
+                   help="also run statements that write or reach outside the output (COPY, ATTACH, INSTALL, ...)")
 
     demo = sub.add_parser("demo", help="make the demo corpus and run the pipeline on it")
     demo.add_argument("--output", default="curate-demo", help="folder for the corpus and the run")
@@ -239,12 +241,14 @@ def _format_table(columns: list[str], rows: list[tuple]) -> str:
 
 
 def cmd_query(args) -> int:
-    from curate.manifests.views import connect
+    from curate.manifests.views import check_read_only, connect
 
     out = location(args.output or "curate-out")
     if not (out / "manifests").exists():
         raise ConfigError(f"{out} has no manifests: run `curate run --output {out}` first")
-    con = connect(out)
+    if not args.allow_write:
+        check_read_only(args.sql)
+    con = connect(out, read_only=not args.allow_write)
     cur = con.execute(args.sql)
     columns = [d[0] for d in cur.description] if cur.description else []
     rows = cur.fetchall() if columns else []
@@ -359,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args) -> int:
+    from curate.manifests.views import QueryRefused
     from curate.pipeline.runner import RunError
     from curate.pipeline.stage import ConservationError, DiskFullError, disk_full
     from curate.stages.extract import InputError
@@ -378,7 +383,7 @@ def _dispatch(args) -> int:
             return EXIT_OK
         return {"run": cmd_run, "status": cmd_status, "query": cmd_query, "demo": cmd_demo,
                 "verify": cmd_verify, "report": cmd_report, "estimate": cmd_estimate}[args.command](args)
-    except (ConfigError, InputError, RunError, ModelError, StorageError) as exc:
+    except (ConfigError, InputError, RunError, ModelError, StorageError, QueryRefused) as exc:
         print(f"curate: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ConservationError as exc:

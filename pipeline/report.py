@@ -46,7 +46,8 @@ def _file_reasons(output: Path, paths: list) -> list[tuple[str, int]]:
 def unread_lines(unread: list[str]) -> list[str]:
     if not unread:
         return []
-    kinds = Counter("WAT (metadata, no text)" if ".wat" in f.lower() else "unknown type" for f in unread)
+    kinds = Counter("folder (not a dump, or inside one)" if f.endswith("/") else
+                    "WAT (metadata, no text)" if ".wat" in f.lower() else "unknown type" for f in unread)
     return [f"input files not read: {len(unread)} (" + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
             + "): " + ", ".join(unread[:10]) + (" ..." if len(unread) > 10 else "")]
 

@@ -148,11 +148,12 @@ def list_inputs(input_dir: str | Path, dump: str | None = None) -> tuple[list[tu
         except OSError as exc:
             raise InputError(f"input folder {root} cannot be read: {exc}") from None
         _refuse_folders_of_dumps(root, groups)
-    found, ignored = [], []
+    found = []
+    # a hidden folder (.cache/, .git/) is no dump: listed as not read, never skipped silently
+    ignored = [e for e in top if e.is_dir and e.name.startswith(".")] if dump is None else []
     for name, entries in groups:
         for f in entries:
-            if f.name.startswith("."):
-                continue
+            # hidden files are read like any other: ..hidden.jsonl is a JSON lines file
             kind, _ = input_kind(f.name)
             if kind in READABLE and not f.is_dir:
                 # a known name that is not a readable file (a symlink loop, a dangling link,
@@ -322,7 +323,8 @@ class ExtractStage(Stage):
         except InputError:
             return []
         root = str(config.input).rstrip("/") + "/"
-        return [printable(e.location[len(root):] if e.location.startswith(root) else e.name) for e in ignored]
+        return [printable((e.location[len(root):] if e.location.startswith(root) else e.name)
+                          + ("/" if e.is_dir else "")) for e in ignored]
 
     def process(self, unit: Unit, s: ExtractSettings, sink: UnitSink) -> None:
         sink.set_schema(DOC_SCHEMA)

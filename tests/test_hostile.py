@@ -1,0 +1,70 @@
+"""What a careless or hostile user breaks (issue 22): hidden files, queries that write,
+an output reused for another input, damage that must degrade, huge documents."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from conftest import curate_cmd, read_shards, run_stages
+
+
+def _jsonl(path, docs):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+
+
+def _texts(prefix: str, n: int):
+    return [{"id": f"{prefix}{i}", "text": f"Document {prefix} number {i} " + "with some words " * 20}
+            for i in range(n)]
+
+
+def test_hidden_files_are_read_and_hidden_folders_listed(ray_address, tmp_path):
+    # ..hidden.jsonl was read by no unit and listed nowhere: 25 of 150 documents gone
+    crawl = tmp_path / "crawl"
+    _jsonl(crawl / "d1" / "a.jsonl", _texts("a", 125))
+    _jsonl(crawl / "d1" / "..hidden.jsonl", _texts("h", 25))
+    _jsonl(crawl / ".cache" / "x.jsonl", _texts("c", 3))
+    res = run_stages(ray_address, crawl, tmp_path / "out", order=["extract"])
+    docs = read_shards(tmp_path / "out", "extract")
+    assert len(docs) == 150 and sum(d["warc_record_id"].startswith("h") for d in docs) == 25
+    assert res.unread == [".cache/"]
+    status = subprocess.run(curate_cmd() + ["status", "--output", str(tmp_path / "out")],
+                            capture_output=True, text=True)
+    assert "not read: 1 (1 folder" in status.stdout and ".cache/" in status.stdout, status.stdout
+
+
+def test_queries_read_only_and_only_the_output(demo_run, tmp_path):
+    import shutil
+    import curate
+    from curate.manifests.views import QueryRefused
+    out = tmp_path / "out"
+    shutil.copytree(demo_run[0], out)
+    shard = sorted((out / "extract").glob("*/*.parquet"))[0]
+    before = shard.read_bytes()
+
+    def query(sql, *extra):
+        return subprocess.run(curate_cmd() + ["query", sql, "--output", str(out), *extra],
+                              capture_output=True, text=True)
+    for sql in (f"COPY (SELECT 1) TO '{shard}' (FORMAT parquet)", "COPY (SELECT 1) TO 's3://bucket/x.parquet'",
+                f"ATTACH '{out}/x.duckdb'", "INSTALL httpfs", "LOAD httpfs", "CREATE TABLE t AS SELECT 1",
+                "SET enable_external_access = true", "SELECT 1; COPY (SELECT 1) TO 'x.csv'",
+                f"EXPORT DATABASE '{out}/exported'"):
+        res = query(sql)
+        assert res.returncode == 2 and "refused" in res.stderr and "--allow-write" in res.stderr, (sql, res.stderr)
+    res = query("SELECT * FROM read_text('/etc/hostname')")
+    assert res.returncode == 2 and "Permission" in res.stderr, res.stderr
+    assert shard.read_bytes() == before and not (out / "x.duckdb").exists() and not (out / "exported").exists()
+    ok = query(f"SELECT count(*) FROM docs_extract UNION ALL SELECT count(*) FROM read_parquet('{shard}')",
+               "--format", "csv")
+    assert ok.returncode == 0, ok.stderr
+    # lifted on request
+    written = tmp_path / "copy.csv"
+    assert query(f"COPY (SELECT 1 AS one) TO '{written}'", "--allow-write").returncode == 0 and written.exists()
+    # the API, the same way
+    with pytest.raises(QueryRefused):
+        curate.open(out).query(f"COPY (SELECT 1) TO '{shard}'")
+    assert curate.open(out).query("SELECT count(*) FROM shards").fetchall()[0][0] > 0
+    curate.open(out, allow_write=True).query(f"COPY (SELECT 2 AS two) TO '{written}'")
+    assert shard.read_bytes() == before
