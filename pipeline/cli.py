@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run only these stages (their inputs must be done)")
     run.add_argument("--until", metavar="NAME", help="run the order up to and including this stage")
     run.add_argument("--force", action="store_true", help="redo units even when they are fresh")
+    run.add_argument("--replace", action="store_true",
+                     help="empty the output folder first: start it over, for another input")
     run.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else embedded local Ray)")
     _add_output_style(run)
 
@@ -205,7 +207,7 @@ def cmd_run(args) -> int:
     cfg = _resolve_config(args, need_input=True)
     view = _view(args)
     result = _run_pipeline(cfg, args.address, view, "curate run", only=args.stage, until=args.until,
-                           force=args.force)
+                           force=args.force, replace=args.replace)
     _finish(location(cfg.output), result, view, args.report)
     return EXIT_FAILED_UNITS if result.failed else EXIT_OK
 

@@ -26,7 +26,7 @@ from curate.manifests.manifest import FAILED, FINISHED, ManifestRow, printable, 
 from curate.manifests.verify import damage, listed_sizes
 from curate.pipeline.config import Config, ConfigError
 from curate.pipeline.registry import STAGES
-from curate.pipeline.storage import ObjectPath, check_output, create_exclusive, location
+from curate.pipeline.storage import ObjectPath, check_output, create_exclusive, location, rmtree
 from curate.pipeline.stage import (LOCK_FILE, ConservationError, DiskFullError, PlanContext, PrepareContext, Unit,
                             disk_full, execute_unit)
 
@@ -294,6 +294,27 @@ def unit_input_bytes(output, unit: Unit, upstream: dict[str, int] | None = None)
     return total
 
 
+def input_identity(where) -> str | None:
+    """The input as one string that names it from anywhere: an absolute local path, or the
+    URI without a trailing slash."""
+    if not where:
+        return None
+    from curate.pipeline import storage
+    if storage.is_uri(where):
+        return str(where).rstrip("/")
+    return os.path.realpath(os.path.expanduser(str(where)))
+
+
+def _exists(output, path: str) -> bool:
+    from curate.pipeline import storage
+    try:
+        if storage.is_uri(path) or os.path.isabs(path):
+            return storage.is_file(path)
+        return (output / path).exists()
+    except OSError:
+        return False
+
+
 class Runner:
     def __init__(self, config: Config, log: Callable[[str], None] | None = None,
                  address: str | None = None, view=None):
@@ -321,7 +342,8 @@ class Runner:
 
     # -- running ------------------------------------------------------------------------
     def run(self, only: list[str] | None = None, until: str | None = None,
-            force: bool = False) -> RunResult:
+            force: bool = False, replace: bool = False) -> RunResult:
+        """`replace`: empty the output folder first (the lock held), for another input."""
         names = self.select(only, until)
         plans = plan_pipeline(self.config)  # a bad input or config fails here, before any work
         result = RunResult(unread=[f for n in self.config.order for f in STAGES[n].unread_inputs(self.config)])
@@ -330,8 +352,13 @@ class Runner:
                      + ", ".join(result.unread[:10]) + (" ..." if len(result.unread) > 10 else ""))
         check_output(self.output)       # a bad URI, credentials or bucket: before any work
         with output_lock(self.output, self.config.storage.lock_lease_s) as self.run_id:
-            write_bytes_atomic(json.dumps(self.config.to_dict(), indent=2).encode(),
-                               self.output / RUN_CONFIG)
+            if replace:
+                self._start_over()
+            else:
+                self._check_same_input()    # before anything is deleted
+            recorded = self.config.to_dict()
+            recorded["input"] = input_identity(self.config.input)
+            write_bytes_atomic(json.dumps(recorded, indent=2).encode(), self.output / RUN_CONFIG)
             for name in names:
                 self.stage_now = name
                 idx = self.config.order.index(name)
@@ -561,6 +588,38 @@ class Runner:
             self._current.prepare_peak_mb = max([self._current.prepare_peak_mb] + [r[2] for r in results])
         return [r[0] for r in results]
 
+    def _check_same_input(self) -> None:
+        """An output belongs to the input it was made from: a run over another input would
+        drop every unit of the first as an orphan and overwrite the rest under the same
+        names (a whole corpus gone, exit 0). Stop first, naming both and the ways on."""
+        saved = self.output / RUN_CONFIG
+        if not self.config.input or not saved.exists():
+            return
+        try:
+            before = json.loads(saved.read_text())
+        except (OSError, ValueError):
+            return
+        was = (input_identity(before.get("input")), before.get("dump"))
+        now = (input_identity(self.config.input), self.config.dump)
+        if was[0] and was != now:
+            def show(ident):
+                return ident[0] + (f" (as dump {ident[1]})" if ident[1] else "")
+            raise RunError(f"{self.output} holds the output of input {show(was)}, not of {show(now)}: a run "
+                           f"here would remove or overwrite that corpus. Give another --output, or --replace "
+                           f"to start {self.output} over from {show(now)}")
+
+    def _start_over(self) -> None:
+        from curate.pipeline.stage import LOCK_FILE as lock_name
+        if not self.output.exists():
+            return
+        gone = 0
+        for entry in list(self.output.iterdir()):
+            if entry.name == lock_name:
+                continue
+            rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
+            gone += 1
+        self.log(f"[run] --replace: emptied {self.output} ({gone} entries) to start it over")
+
     def _drop_orphans(self, name: str, units: list[Unit], rows: dict[str, ManifestRow]) -> None:
         """Outputs of units that are no longer planned: their input went away, or (remix)
         the plan now has fewer output shards. The message says which."""
@@ -570,9 +629,13 @@ class Runner:
             if key in keys:
                 continue
             gone = [p for p in row.inputs if p not in planned_inputs]
-            why = (f"its input {gone[0]} is no longer there" if gone else
-                   f"the stage's plan no longer has this unit ({len(units)} units now, same inputs)")
-            for rel in (row.path, row.rejects_path):
+            if gone:
+                why = (f"its input {gone[0]} is no longer there" if not _exists(self.output, gone[0]) else
+                       f"its input {gone[0]} is no longer read by this run (still there, not planned)")
+            else:
+                why = f"the stage's plan no longer has this unit ({len(units)} units now, same inputs)"
+            from curate.manifests.verify import extra_files
+            for rel in (row.path, row.rejects_path, *extra_files(row)):
                 if rel:
                     (self.output / rel).unlink(missing_ok=True)
             remove_row(self.output, name, key)

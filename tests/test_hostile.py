@@ -68,3 +68,43 @@ def test_queries_read_only_and_only_the_output(demo_run, tmp_path):
     assert curate.open(out).query("SELECT count(*) FROM shards").fetchall()[0][0] > 0
     curate.open(out, allow_write=True).query(f"COPY (SELECT 2 AS two) TO '{written}'")
     assert shard.read_bytes() == before
+
+
+def _tree(folder):
+    import hashlib
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".curate.lock"}
+
+
+def test_an_output_belongs_to_its_input(ray_address, tmp_path):
+    # curate run --input crawl --output O; curate run --input crawl-zh --output O erased the
+    # first corpus (exit 0), saying its inputs were "no longer there"
+    from curate.pipeline.runner import RunError
+    first, second = tmp_path / "crawl", tmp_path / "crawl-zh"
+    _jsonl(first / "d1" / "a.jsonl", _texts("a", 20))
+    _jsonl(first / "d1" / "b.jsonl", _texts("b", 20))
+    _jsonl(second / "d1" / "a.jsonl", _texts("z", 7))
+    out = tmp_path / "out"
+    run_stages(ray_address, first, out, order=["extract"])
+    before = _tree(out)
+    with pytest.raises(RunError) as refused:
+        run_stages(ray_address, second, out, order=["extract"])
+    message = str(refused.value)
+    assert str(first) in message and str(second) in message and "--output" in message and "--replace" in message
+    assert _tree(out) == before                      # nothing deleted, nothing overwritten
+    # the same input named another way is the same input
+    run_stages(ray_address, tmp_path / "." / "crawl", out, order=["extract"])
+    assert len(read_shards(out, "extract")) == 40
+    # an input file really gone: its unit is dropped, with a true message
+    (first / "d1" / "b.jsonl").unlink()
+    logs = []
+    run_stages(ray_address, first, out, order=["extract"], log=logs.append)
+    assert any("removed outputs of d1/b: its input" in m and "is no longer there" in m for m in logs), logs
+    # --replace starts the folder over
+    res = subprocess.run(curate_cmd() + ["run", "--input", str(second), "--output", str(out), "--replace",
+                                         "--address", ray_address, "--no-report"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert sorted(d["warc_record_id"] for d in read_shards(out, "extract")) == sorted(f"z{i}" for i in range(7))
+    refused = subprocess.run(curate_cmd() + ["run", "--input", str(first), "--output", str(out), "--address",
+                                             ray_address, "--no-report"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "--replace" in refused.stderr, refused.stderr
