@@ -82,23 +82,80 @@ def manifest_table(output: str | Path) -> pa.Table:
     return pa.Table.from_pylist([asdict(r) for r in rows], schema=MANIFEST_SCHEMA)
 
 
+UNSERVED_SCHEMA = pa.schema([pa.field("stage", pa.string()), pa.field("unit", pa.string()),
+                             pa.field("path", pa.string()), pa.field("problem", pa.string())])
+
+
+def served(output, rows: list[dict], only=None) -> tuple[list[dict], list[tuple]]:
+    """The finished units whose files the views may read, and those left out: a unit that
+    `verify` marked damaged (until it is redone), or whose shard or rejects file is not in
+    its folder's listing (a listing per stage folder: no request per file)."""
+    from curate.manifests.verify import DAMAGED
+    present: dict[str, set[str]] = {}
+
+    def there(rel: str) -> bool:
+        folder = rel.rsplit("/", 1)[0] if "/" in rel else ""
+        top = folder.split("/")[0] if not folder.startswith("rejects/") else "/".join(folder.split("/")[:2])
+        if top not in present:
+            present[top] = _listed(output, top)
+        return rel in present[top]
+    keep, left_out = [], []
+    for r in rows:
+        if only is not None and r["stage"] not in only:
+            keep.append(r)
+            continue
+        if r["fingerprint"] == DAMAGED:
+            left_out.append((r["stage"], r["unit"], r["path"], f"marked damaged by {r.get('error') or 'verify'}"))
+            continue
+        missing = [p for p in (r["path"], r["rejects_path"]) if p and not there(p)]
+        if missing:
+            left_out.append((r["stage"], r["unit"], missing[0], f"{missing[0]} is missing"))
+            continue
+        keep.append(r)
+    return keep, left_out
+
+
+def _listed(output, top: str) -> set[str]:
+    """Relative paths of every file under output/top, from listings."""
+    base = output / top
+    if isinstance(base, ObjectPath):
+        return {f"{top}/{rel}" for rel in base.listing()}
+    import os
+    found = set()
+    for folder, _, files in os.walk(base):
+        rel = Path(folder).relative_to(output).as_posix()
+        found.update(f"{rel}/{f}" for f in files)
+    return found
+
+
 def connect(output: str | Path, database: str = ":memory:", only: tuple[str, ...] | None = None,
-            read_only: bool = False) -> duckdb.DuckDBPyConnection:
+            read_only: bool = False, warn=None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the views of one output folder (local, or in object storage:
     views over pyarrow datasets, and an fsspec file system registered so that a query's own
     read_parquet('s3://...') works too). `only`: just these stages' docs_ views (and shards),
     for a caller that needs no more. `read_only`: then `lock_down` (pass each statement of
-    the user's through `check_read_only` too)."""
+    the user's through `check_read_only` too). A unit whose files are missing, or that
+    verify marked damaged, is left out of the docs_/rejects views (view `unserved`), named
+    once through `warn`; the `shards` view always has every row."""
     output = location(output).resolve()
     con = duckdb_connection(output, database) if only is None else duckdb.connect(database)
     shards = manifest_table(output)
     con.register("_manifest", shards)
     con.execute("CREATE OR REPLACE VIEW shards AS SELECT * FROM _manifest")
-    # four columns as lists, not every row as a dict: a dump of 90,000 files has 630,000 rows
-    cols = {c: shards.column(c).to_pylist() for c in ("stage", "status", "path", "rejects_path")}
-    rows = [{"stage": st, "path": p, "rejects_path": rp}
-            for st, status, p, rp in zip(cols["stage"], cols["status"], cols["path"], cols["rejects_path"])
-            if status in FINISHED]
+    # a few columns as lists, not every row as a dict: a dump of 90,000 files has 630,000 rows
+    names = ("stage", "unit", "status", "path", "rejects_path", "fingerprint", "error")
+    cols = {c: shards.column(c).to_pylist() for c in names}
+    finished = [dict(zip(names, values)) for values in zip(*(cols[c] for c in names)) if values[2] in FINISHED]
+    rows, left_out = served(output, finished, only)
+    con.register("_unserved", pa.table({k: [u[i] for u in left_out] for i, k in
+                                        enumerate(("stage", "unit", "path", "problem"))},
+                                       schema=UNSERVED_SCHEMA))
+    con.execute("CREATE OR REPLACE VIEW unserved AS SELECT * FROM _unserved")
+    if left_out and warn is not None:
+        shown = "; ".join(f"{st} {unit}: {problem}" for st, unit, _, problem in left_out[:5])
+        warn(f"{len(left_out)} finished units are not served by the docs_ and rejects views "
+             f"(view unserved lists them; `curate run` redoes them): {shown}"
+             + (" ..." if len(left_out) > 5 else ""))
     if only is None:
         _view_over(con, "rejects",
                    [output / r["rejects_path"] for r in rows if r["rejects_path"]], REJECT_SCHEMA)

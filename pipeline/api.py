@@ -56,7 +56,9 @@ class Output:
         if not (self.path / "manifests").exists():
             raise FileNotFoundError(f"{self.path} has no manifests: run curate there first")
         self.allow_write = allow_write
-        self.con = connect(self.path, read_only=not allow_write)
+        import warnings
+        self.con = connect(self.path, read_only=not allow_write,
+                           warn=lambda m: warnings.warn(m, RuntimeWarning, stacklevel=4))
 
     def query(self, sql: str, params=None):
         """A DuckDB relation (`.fetchall()`, `.arrow()`, `.df()` ...) over the views

@@ -118,16 +118,20 @@ class Report:
 
     # -- sections --------------------------------------------------------------------------
     def attention(self) -> str:
-        rows = self.q("SELECT stage, unit, status, error FROM shards WHERE status <> 'done' ORDER BY stage, unit")
+        rows = self.q("""SELECT stage, unit, status, error FROM shards WHERE status <> 'done'
+                         UNION ALL SELECT stage, unit, 'damaged', problem || ': not served until `curate run` redoes it'
+                         FROM unserved ORDER BY stage, unit""")
         _write(self.out, "attention", pa.table({k: [r[i] for r in rows] for i, k in
                                                   enumerate(("stage", "unit", "status", "error"))}))
         if not rows:
-            return "<p class='ok'>Every unit is done: no failed or partial unit.</p>"
+            return "<p class='ok'>Every unit is done: no failed, partial or damaged unit.</p>"
         failed = sum(r[2] == "failed" for r in rows)
-        return (f"<div class='alert'><p><b>{failed} failed and {len(rows) - failed} partial units.</b> "
-                "Failed units have no output (rerun `curate run` to retry them); partial units read damaged "
-                "input and kept what was readable.</p>" + _table(["stage", "unit", "status", "error"], rows)
-                + "</div>")
+        damaged = sum(r[2] == "damaged" for r in rows)
+        return (f"<div class='alert'><p><b>{failed} failed, {len(rows) - failed - damaged} partial and {damaged} "
+                "damaged units.</b> Failed units have no output (rerun `curate run` to retry them); partial units "
+                "read damaged input and kept what was readable; damaged units' files are missing or do not match "
+                "their manifest rows, are left out of everything below, and are redone by `curate run`.</p>"
+                + _table(["stage", "unit", "status", "error"], rows) + "</div>")
 
     def funnel(self) -> str:
         rows = self.q("""SELECT stage, coalesce(dump, '(all)') AS dump, sum(docs_in) AS docs_in, sum(docs) AS docs_out,

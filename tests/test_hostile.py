@@ -108,3 +108,46 @@ def test_an_output_belongs_to_its_input(ray_address, tmp_path):
     refused = subprocess.run(curate_cmd() + ["run", "--input", str(first), "--output", str(out), "--address",
                                              ray_address, "--no-report"], capture_output=True, text=True)
     assert refused.returncode == 2 and "--replace" in refused.stderr, refused.stderr
+
+
+def _query(out, sql, env=None):
+    return subprocess.run(curate_cmd() + ["query", sql, "--output", str(out), "--format", "csv"],
+                          capture_output=True, text=True, env=env)
+
+
+def test_damage_degrades_queries_and_report(demo_run, tmp_path):
+    import shutil
+    from curate.pipeline.html_report import write_report
+    out = tmp_path / "out"
+    shutil.copytree(demo_run[0], out)
+    shards = sorted((out / "extract").glob("*/*.parquet"))
+    total = int(_query(out, "SELECT count(*) FROM docs_extract").stdout.split()[1])
+    lost = len(__import__("pyarrow.parquet", fromlist=["x"]).read_table(shards[0]))
+    shards[0].unlink()                                         # a deleted shard
+    corrupt = bytearray(shards[1].read_bytes())
+    corrupt[len(corrupt) // 2:] = bytes(len(corrupt) - len(corrupt) // 2)    # same size, broken
+    shards[1].write_bytes(bytes(corrupt))
+    assert subprocess.run(curate_cmd() + ["verify", "--output", str(out), "--deep"]).returncode == 1
+    res = _query(out, "SELECT count(*) FROM shards")
+    assert res.returncode == 0, res.stderr
+    res = _query(out, "SELECT count(*) FROM docs_extract")
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.count("curate: warning:") == 1 and "2 finished units are not served" in res.stderr
+    second = len(__import__("pyarrow.parquet", fromlist=["x"]).read_table(demo_run[0] / shards[1].relative_to(out)))
+    assert int(res.stdout.split()[1]) == total - lost - second
+    html = write_report(out).read_text()
+    assert "Every unit is done" not in html and "2 damaged units" in html and "is missing" in html
+
+
+def test_damage_degrades_in_object_storage(demo_run, tmp_path):
+    from conftest import s3_server
+    out = demo_run[0]
+    with s3_server("hostile-damage") as (env, client):
+        for path in sorted(p for p in out.rglob("*") if p.is_file() and p.name != ".curate.lock"):
+            client.upload_file(str(path), "hostile-damage", f"run/{path.relative_to(out)}")
+        key = f"run/{sorted((out / 'extract').glob('*/*.parquet'))[0].relative_to(out)}"
+        client.delete_object(Bucket="hostile-damage", Key=key)
+        res = _query("s3://hostile-damage/run", "SELECT count(*) FROM shards", env=env)
+        assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+        res = _query("s3://hostile-damage/run", "SELECT count(*) FROM docs_extract", env=env)
+        assert res.returncode == 0 and "1 finished units are not served" in res.stderr, res.stderr
