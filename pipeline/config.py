@@ -108,6 +108,9 @@ class RaySettings:
                                            "this machine", at_least(1, 100_000))
     max_retries: int = ray_field(3, "retries of a unit whose worker died (not of a unit's own error)",
                                  at_least(0, 100))
+    task_memory_mb: int = ray_field(1024, "memory each unit's task asks Ray for (its scheduling request; "
+                                          "documents are bounded by extract.max_doc_chars); 0 = none",
+                                    at_least(0, 10_000_000))
 
 
 @dataclass

@@ -463,7 +463,7 @@ class Runner:
             res.seconds = time.perf_counter() - t0
             return res
         remote = ray.remote(_remote_unit).options(
-            num_cpus=1, max_retries=self.config.ray.max_retries, retry_exceptions=False)
+            num_cpus=1, max_retries=self.config.ray.max_retries, retry_exceptions=False, **self._memory())
         board = self._progress_board()
         shard_bytes = {r.path: r.bytes for r in upstream_rows.values() if r.path}
         sizes = {u.key: unit_input_bytes(self.output, u, shard_bytes) for u in todo}
@@ -532,6 +532,11 @@ class Runner:
         self._check_conservation(name, res, previous, upstream_rows)
         return res
 
+    def _memory(self) -> dict:
+        """A task's memory request (Ray schedules no more tasks on a node than its memory holds)."""
+        mb = self.config.ray.task_memory_mb
+        return {"memory": mb * 1024 * 1024} if mb else {}
+
     def _window(self) -> int:
         """Tasks to keep in flight: twice the cluster's CPUs (re-read every 10 s), at least 16."""
         import ray
@@ -581,7 +586,8 @@ class Runner:
         """Run fn(*args) for every args as Ray tasks (retried when a worker dies); their CPU
         time and peak memory are added to the stage's record (`curate estimate` reads it)."""
         import ray
-        remote = ray.remote(_measured).options(num_cpus=1, max_retries=self.config.ray.max_retries)
+        remote = ray.remote(_measured).options(num_cpus=1, max_retries=self.config.ray.max_retries,
+                                               **self._memory())
         results = ray.get([remote.remote(fn, *args) for args in arg_tuples])
         if self._current is not None:
             self._current.prepare_cpu += sum(r[1] for r in results)

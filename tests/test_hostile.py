@@ -151,3 +151,59 @@ def test_damage_degrades_in_object_storage(demo_run, tmp_path):
         assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
         res = _query("s3://hostile-damage/run", "SELECT count(*) FROM docs_extract", env=env)
         assert res.returncode == 0 and "1 finished units are not served" in res.stderr, res.stderr
+
+
+# -- bounded documents ---------------------------------------------------------------------------
+
+def test_every_reader_rejects_documents_over_max_doc_chars(ray_address, tmp_path):
+    import gzip
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    crawl = tmp_path / "crawl" / "d"
+    long_text = "word " * 4_000                                   # 20,000 characters
+    _jsonl(crawl / "a.jsonl", [{"id": "ok", "text": "short text " * 10}, {"id": "long", "text": long_text},
+                               {"id": "ok2", "text": "another short one " * 5}])
+    # a line far over what any text of the cap can take: read past, never parsed
+    with open(crawl / "b.jsonl", "w") as fh:
+        fh.write(json.dumps({"id": "huge", "text": "x" * 1_200_000}) + "\n" + json.dumps({"id": "after", "text": "fine"}) + "\n")
+    pq.write_table(pa.table({"id": ["p1", "p2"], "text": ["small parquet text", long_text]}), crawl / "c.parquet")
+    wet = (f"WARC/1.0\r\nWARC-Type: conversion\r\nWARC-Target-URI: http://a.example/\r\nWARC-Record-ID: <urn:1>\r\n"
+           f"Content-Length: {len(long_text)}\r\n\r\n{long_text}\r\n\r\n"
+           f"WARC/1.0\r\nWARC-Type: conversion\r\nWARC-Target-URI: http://b.example/\r\nWARC-Record-ID: <urn:2>\r\n"
+           f"Content-Length: 9\r\n\r\nshort wet\r\n\r\n")
+    with gzip.open(crawl / "d.warc.wet.gz", "wb") as fh:
+        fh.write(wet.encode())
+    out = tmp_path / "out"
+    res = run_stages(ray_address, tmp_path / "crawl", out, order=["extract"], extract={"max_doc_chars": 10_000})
+    assert not res.failed
+    kept = sorted(d["warc_record_id"] or d["url"] for d in read_shards(out, "extract"))
+    assert kept == sorted(["ok", "ok2", "after", "p1", "<urn:2>"]) or kept == sorted(
+        ["ok", "ok2", "after", "p1", "urn:2"]), kept
+    rejects = read_shards(out, "extract", "rejects")
+    assert sorted(r["reason"] for r in rejects) == ["extract:too_long"] * 4, rejects
+    assert any("bytes" in r["detail"] and "line 1" in r["detail"] for r in rejects)
+
+
+@pytest.mark.slow
+def test_a_300_mb_line_is_bounded_and_accounted_for(tmp_path):
+    """The issue's case: one 300 MB `text` line took 2 GB in extract and 11 GB in quality."""
+    crawl = tmp_path / "crawl" / "d"
+    crawl.mkdir(parents=True)
+    with open(crawl / "big.jsonl", "wb") as fh:
+        fh.write(json.dumps({"id": "small", "text": "A short normal document. " * 20}).encode() + b"\n")
+        fh.write(b'{"id": "huge", "text": "')
+        chunk = b"lorem ipsum dolor sit amet " * 40_000
+        for _ in range(300_000_000 // len(chunk)):
+            fh.write(chunk)
+        fh.write(b'"}\n')
+        fh.write(json.dumps({"id": "tail", "text": "The document after it. " * 20}).encode() + b"\n")
+    out = tmp_path / "out"
+    res = subprocess.run(curate_cmd() + ["run", "--input", str(tmp_path / "crawl"), "--output", str(out),
+                                         "--no-report", "--until", "quality"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    from curate.manifests.manifest import read_rows
+    row = read_rows(out, "extract")["d/big"]
+    assert row.docs_in == 3 and row.docs + row.rejected == 3 and row.stats_dict["reasons"] == {"extract:too_long": 1}
+    peaks = [r.stats_dict["peak_rss_mb"] for st in ("extract", "quality") for r in read_rows(out, st).values()]
+    print(f"\npeak RSS of the units' workers: {peaks} MB")
+    assert max(peaks) < 1500

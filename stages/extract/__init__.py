@@ -27,7 +27,7 @@ from curate.pipeline import storage
 from curate.stages.extract.prefilter import judge
 from curate.stages.extract.http import BodyTooLarge, HttpError, decode_body, is_html, parse_response
 from curate.stages.extract.sources import (JSONL, PARQUET, READABLE, WET, Damage, Fields, Skip, conversion_event, input_kind,
-                                    read_jsonl, read_parquet, read_wet)
+                                           read_jsonl, read_parquet, read_wet, too_long)
 from curate.stages.extract.warc import WarcDamage, read_warc
 
 BATCH_DOCS = 500
@@ -39,6 +39,11 @@ class ExtractSettings:
     max_html_bytes: int = setting(
         2_000_000, "decoded HTTP bodies larger than this are rejected (extract:too_large); "
                    "Common Crawl itself truncates payloads at 1 MiB", positive())
+    max_doc_chars: int = setting(
+        1_000_000, "documents longer than this many characters are rejected (extract:too_long) by every "
+                   "reader, before they are held whole where the format allows (a JSON line, a WARC/WET "
+                   "record is read past a chunk at a time). Common Crawl truncates payloads at 1 MiB, so "
+                   "web text stays far below; raise it for books", positive())
     timeout_s: float = setting(
         5.0, "CPU-time cap per page for main-text extraction (extract:timeout); CPU time, so "
              "the result does not depend on machine load; a wall-clock cap of "
@@ -111,6 +116,9 @@ def sample_fingerprint(path, name: str, sample: int = 1 << 16) -> str:
 
 def unit_stem(name: str) -> str:
     return input_kind(name)[1]
+
+
+HTTP_HEADER_SLACK = 1 << 20     # HTTP headers and chunk framing around a body
 
 
 class InputError(ValueError):
@@ -286,7 +294,7 @@ def input_ref(entry: storage.Entry, name: str) -> InputRef:
 
 class ExtractStage(Stage):
     name = "extract"
-    code_version = "5"      # 2: ids include the record's place, URLs lose WARC/1.0 brackets; 3: GB18030
+    code_version = "6"      # 6: extract:too_long (max_doc_chars), oversized records read past; 2: ids include the record's place, URLs lose WARC/1.0 brackets; 3: GB18030
                             # with replacement, replaced_chars; 5: JSON lines keep lone surrogates as U+FFFD, url/date under metadata; brotli and zstd bodies
     settings_cls = ExtractSettings
     summary = "WARC response records -> main text (trafilatura)"
@@ -336,8 +344,11 @@ class ExtractStage(Stage):
         records = Counter()
         rows: list[dict] = []
         extract_seconds = prefilter_seconds = 0.0
+        # a record over this is read past, never held: its body is over max_html_bytes
+        # (raw bodies are no longer than decoded ones), a conversion's text over max_doc_chars
+        max_block = max(s.max_html_bytes + HTTP_HEADER_SLACK, 4 * s.max_doc_chars)
         with storage.open_input(path) as fh:
-            for ev in read_warc(fh):
+            for ev in read_warc(fh, max_block=max_block):
                 sink.report_progress(fh.tell())        # compressed bytes read so far
                 if isinstance(ev, WarcDamage):
                     sink.report_damage(ev.describe(warc_file))
@@ -351,7 +362,7 @@ class ExtractStage(Stage):
                     continue
                 records[ev.type or "unknown"] += 1
                 if ev.type == "conversion":     # WET text inside a WARC-named file: a document as is
-                    rows += self._conversion_row(ev, unit, sink, warc_file)
+                    rows += self._conversion_row(ev, unit, sink, warc_file, s.max_doc_chars)
                     continue
                 if ev.type != "response":
                     continue
@@ -363,6 +374,11 @@ class ExtractStage(Stage):
 
                 def reject(reason, detail=None):
                     sink.reject(reason, detail, did, unit.dump, url, source)
+
+                if ev.skipped:
+                    reject("extract:too_large", f"record of {ev.skipped:,} bytes > extract.max_html_bytes "
+                                                f"{s.max_html_bytes:,} (read past, not held)")
+                    continue
 
                 try:
                     resp = parse_response(ev.block, max_body=s.max_html_bytes)
@@ -406,6 +422,10 @@ class ExtractStage(Stage):
                 if not text:
                     reject("extract:empty")
                     continue
+                long = too_long(len(text), s.max_doc_chars)
+                if long:
+                    reject("extract:too_long", long)
+                    continue
                 rows.append({
                     "id": did, "dump": unit.dump, "url": url,
                     "date": parse_warc_date(ev.headers.get("warc-date")),
@@ -422,9 +442,9 @@ class ExtractStage(Stage):
                            "prefilter_cpu_seconds": round(prefilter_seconds, 3)})
 
     @staticmethod
-    def _conversion_row(ev, unit: Unit, sink: UnitSink, warc_file: str) -> list[dict]:
+    def _conversion_row(ev, unit: Unit, sink: UnitSink, warc_file: str, max_chars: int) -> list[dict]:
         sink.count_in()
-        doc = conversion_event(ev.headers, ev.block, ev.offset)
+        doc = conversion_event(ev.headers, ev.block, ev.offset, max_chars, ev.skipped)
         source = f"{warc_file}@{ev.offset}"
         did = doc_id(doc.source_id or "", source)
         if isinstance(doc, Skip):
@@ -442,10 +462,10 @@ class ExtractStage(Stage):
         sep = "@" if kind == WET else "#"
         if kind == WET:
             fh = storage.open_input(path)
-            events = read_wet(fh, path.endswith(".gz"))
+            events = read_wet(fh, path.endswith(".gz"), s.max_doc_chars)
         else:
             fh = None
-            fields = Fields(s.text_field, s.id_field, s.url_field, s.date_field)
+            fields = Fields(s.text_field, s.id_field, s.url_field, s.date_field, s.max_doc_chars)
             events = (read_jsonl if kind == JSONL else read_parquet)(path, fields)
         rows: list[dict] = []
         counts = Counter()

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, BinaryIO, Iterator, Union
 
+import pyarrow as pa
+
 WARC, WET, JSONL, PARQUET, WAT = "warc", "wet", "jsonl", "parquet", "wat"
 # most specific first: x.warc.wet.gz is WET, not WARC
 SUFFIXES = [
@@ -89,7 +91,7 @@ def parse_date(value: Any) -> datetime | None:
 
 # -- WET -----------------------------------------------------------------------------------
 
-def read_wet(fh: BinaryIO, gzipped: bool) -> Iterator[Event]:
+def read_wet(fh: BinaryIO, gzipped: bool, max_chars: int | None = None) -> Iterator[Event]:
     """`conversion` records of a WET file become documents (Common Crawl's own text).
     Conformant files (CRLF headers, byte Content-Length) go through the strict WARC
     reader; LF-only files such as cc_net's test sample are read record by record at
@@ -105,9 +107,9 @@ def read_wet(fh: BinaryIO, gzipped: bool) -> Iterator[Event]:
             pass
     first_block = head.split(b"\n\n", 1)[0]
     if head.startswith(b"WARC/") and b"\r\n" not in first_block:
-        yield from _read_wet_lf(gzip.GzipFile(fileobj=fh) if gzipped else fh)
+        yield from _read_wet_lf(gzip.GzipFile(fileobj=fh) if gzipped else fh, max_chars)
         return
-    for ev in read_warc(fh):
+    for ev in read_warc(fh, max_block=None if max_chars is None else 4 * max_chars):
         if isinstance(ev, WarcDamage):
             yield Damage(ev.offset, ev.message + (f"; resumed at byte {ev.skipped_to}" if ev.skipped_to is not None
                                                   else "; rest of file unreadable"))
@@ -117,13 +119,20 @@ def read_wet(fh: BinaryIO, gzipped: bool) -> Iterator[Event]:
             continue
         if ev.type != "conversion":
             continue
-        yield conversion_event(ev.headers, ev.block, ev.offset)
+        yield conversion_event(ev.headers, ev.block, ev.offset, max_chars, ev.skipped)
 
 
-def conversion_event(headers: dict[str, str], block: bytes, offset: int) -> Event:
+def conversion_event(headers: dict[str, str], block: bytes, offset: int, max_chars: int | None = None,
+                     skipped: int = 0) -> Event:
     url = headers.get("warc-target-uri")
     rid = headers.get("warc-record-id")
+    if skipped:         # read past: more bytes than max_chars characters can take
+        return Skip("extract:too_long", f"{skipped:,} bytes, more than 4 x extract.max_doc_chars {max_chars:,}",
+                    offset, url, rid)
     text = block.decode("utf-8", errors="replace").strip()
+    long = too_long(len(text), max_chars)
+    if long:
+        return Skip("extract:too_long", long, offset, url, rid)
     if not text:
         return Skip("extract:empty", None, offset, url, rid)
     return Doc(text, offset, url, parse_date(headers.get("warc-date")), rid)
@@ -132,18 +141,20 @@ def conversion_event(headers: dict[str, str], block: bytes, offset: int) -> Even
 _WARC_LINE = re.compile(rb"^WARC/1\.[01]\r?\n$")
 
 
-def _read_wet_lf(stream) -> Iterator[Event]:
+def _read_wet_lf(stream, max_chars: int | None = None) -> Iterator[Event]:
     """Line-based reading of a WET file with LF line ends."""
     offset = 0
     headers: dict[str, str] | None = None
     record_at = 0
     body: list[bytes] = []
+    held = dropped = 0          # body bytes kept; bytes read past once over the cap
+    cap = None if max_chars is None else 4 * max_chars
     in_headers = False
     prev_blank = True
 
     def finish():
         if headers is not None and headers.get("warc-type") == "conversion":
-            return conversion_event(headers, b"".join(body), record_at)
+            return conversion_event(headers, b"".join(body), record_at, max_chars, held + dropped if dropped else 0)
         return None
 
     for line in stream:
@@ -151,7 +162,7 @@ def _read_wet_lf(stream) -> Iterator[Event]:
             ev = finish()
             if ev is not None:
                 yield ev
-            headers, body, in_headers, record_at = {}, [], True, offset
+            headers, body, in_headers, record_at, held, dropped = {}, [], True, offset, 0, 0
         elif in_headers:
             if line.strip() == b"":
                 in_headers = False
@@ -160,7 +171,12 @@ def _read_wet_lf(stream) -> Iterator[Event]:
                 if sep:
                     headers[name.strip().lower()] = value.strip()
         elif headers is not None:
-            body.append(line)
+            if dropped or (cap is not None and held + len(line) > cap):
+                dropped += len(line)
+                body = []
+            else:
+                body.append(line)
+                held += len(line)
         elif line.strip():
             yield Damage(offset, "text before the first WARC record")
             return
@@ -179,21 +195,55 @@ class Fields:
     id: str = "id"
     url: str = "url"
     date: str = "date"
+    max_chars: int | None = None        # longer texts are rejected (extract:too_long)
+
+    @property
+    def max_line_bytes(self) -> int | None:
+        """A JSON line longer than this cannot hold a text of max_chars (8 bytes per
+        character covers the JSON escapes of astral characters, 1 MiB the other fields):
+        it is read past, never held whole."""
+        return None if self.max_chars is None else 8 * self.max_chars + (1 << 20)
 
 
-def _lines(path: str, compression: str | None) -> Iterator[bytes]:
+def too_long(n_chars: int, max_chars: int | None) -> str | None:
+    return f"{n_chars:,} characters > extract.max_doc_chars {max_chars:,}" if (
+        max_chars is not None and n_chars > max_chars) else None
+
+
+@dataclass
+class Overlong:
+    """A line read past without holding it: its length in bytes."""
+    nbytes: int
+
+
+def _lines(path: str, compression: str | None, max_bytes: int | None = None) -> Iterator[bytes | Overlong]:
+    """The file's lines; a line longer than max_bytes is read past a chunk at a time and
+    comes out as Overlong (a 300 MB line costs a chunk of memory, not 300 MB)."""
     from curate.pipeline import storage
     with storage.open_stream(path, compression=compression) as stream:
         rest = b""
+        skipping = 0            # > 0: inside an over-long line, this many bytes so far
         while True:
             block = stream.read(CHUNK)
             if not block:
                 break
+            if skipping:
+                cut = block.find(b"\n")
+                if cut < 0:
+                    skipping += len(block)
+                    continue
+                yield Overlong(skipping + cut)
+                skipping, block = 0, block[cut + 1:]
             parts = (rest + block).split(b"\n")
             rest = parts.pop()
-            yield from parts
-        if rest:
-            yield rest
+            for line in parts:
+                yield line if max_bytes is None or len(line) <= max_bytes else Overlong(len(line))
+            if max_bytes is not None and len(rest) > max_bytes:
+                skipping, rest = len(rest), b""
+        if skipping:
+            yield Overlong(skipping)
+        elif rest:
+            yield rest if max_bytes is None or len(rest) <= max_bytes else Overlong(len(rest))
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -238,6 +288,9 @@ def _record(rec: Any, where: int, f: Fields) -> Event:
         return Skip("extract:no_text", f"no '{f.text}' field", where, url, sid)
     if not isinstance(text, str):
         return Skip("extract:no_text", f"'{f.text}' is a {type(text).__name__}, not a string", where, url, sid)
+    long = too_long(len(text), f.max_chars)
+    if long:
+        return Skip("extract:too_long", long, where, url, sid)
     text = _clean(text).strip()
     if not text:
         return Skip("extract:empty", None, where, url, sid)
@@ -258,7 +311,11 @@ def read_jsonl(path: str, f: Fields) -> Iterator[Event]:
     compression = "gzip" if low.endswith(".gz") else "zstd" if low.endswith(".zst") else None
     n = 0
     try:
-        for n, line in enumerate(_lines(path, compression), 1):
+        for n, line in enumerate(_lines(path, compression, f.max_line_bytes), 1):
+            if isinstance(line, Overlong):
+                yield Skip("extract:too_long", f"line {n}: {line.nbytes:,} bytes, more than a text of "
+                                               f"extract.max_doc_chars {f.max_chars:,} can take", n)
+                continue
             if not line.strip():
                 continue
             try:
@@ -288,7 +345,34 @@ def read_parquet(path: str, f: Fields) -> Iterator[Event]:
         return
     cols = [c for c in dict.fromkeys(list(top.values()) + ["metadata"]) if c in names]
     row = 0
-    for batch in pf.iter_batches(columns=cols, batch_size=2000):
-        for rec in batch.to_pylist():
-            yield _record(rec, row, f)
+    # rows of at most a few MB of text each, so that one huge text costs little beyond itself
+    for batch in pf.iter_batches(columns=cols, batch_size=64):
+        over = _overlong_rows(batch, f) if f.text in batch.schema.names else set()
+        for i, rec in enumerate(batch.to_pylist() if not over else _without(batch, f.text, over)):
+            if i in over:
+                yield Skip("extract:too_long", too_long(over[i], f.max_chars), row,
+                           rec.get(f.url) if isinstance(rec.get(f.url), str) else None)
+            else:
+                yield _record(rec, row, f)
             row += 1
+
+
+def _overlong_rows(batch, f: Fields) -> dict[int, int]:
+    """{row: characters} of the rows whose text is over max_chars, found in Arrow (no
+    Python string is made of them)."""
+    import pyarrow.compute as pc
+    if f.max_chars is None:
+        return {}
+    col = batch.column(batch.schema.get_field_index(f.text))
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        return {}
+    lengths = pc.utf8_length(col).to_pylist()
+    return {i: n for i, n in enumerate(lengths) if n is not None and n > f.max_chars}
+
+
+def _without(batch, name: str, rows: dict[int, int]) -> list[dict]:
+    import pyarrow.compute as pc
+    i = batch.schema.get_field_index(name)
+    mask = pa.array([j in rows for j in range(batch.num_rows)])
+    blank = pc.if_else(mask, pa.scalar(None, batch.column(i).type), batch.column(i))
+    return batch.set_column(i, name, blank).to_pylist()

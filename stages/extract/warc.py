@@ -26,7 +26,8 @@ MAX_HEADER_BYTES = 1 << 16
 class WarcRecord:
     offset: int                 # byte offset in the file (of its gzip member, when gzipped)
     headers: dict[str, str]     # WARC headers, names lower-cased
-    block: bytes                # exactly Content-Length bytes
+    block: bytes                # exactly Content-Length bytes (empty when skipped)
+    skipped: int = 0            # > 0: the block's length, read past unheld: it was over the cap
 
     @property
     def type(self) -> str:
@@ -226,8 +227,22 @@ def _resync_plain(fh: BinaryIO, after: int) -> int | None:
         base += len(data)
 
 
-def read_warc(fh: BinaryIO) -> Iterator[Event]:
-    """Yield every record of a WARC file in order, and a WarcDamage for each damaged region."""
+def _skip(src: "_ByteSource", start: int, length: int) -> bool:
+    """Read past [start, start + length) holding at most a few chunks; False if it ends first."""
+    pos, end = start, start + length
+    while pos < end:
+        step = min(CHUNK, end - pos)
+        if not src.ensure(pos, step):
+            return False
+        pos += step
+        src.discard_before(pos)
+    return True
+
+
+def read_warc(fh: BinaryIO, max_block: int | None = None) -> Iterator[Event]:
+    """Yield every record of a WARC file in order, and a WarcDamage for each damaged region.
+    A record whose block is longer than `max_block` is read past a chunk at a time, never
+    held whole, and yielded with `skipped` set (its block empty)."""
     head = fh.read(4)
     fh.seek(0)
     if not head:
@@ -277,6 +292,13 @@ def read_warc(fh: BinaryIO) -> Iterator[Event]:
                 except (KeyError, ValueError) as exc:
                     raise _Damage(rec_offset, f"bad WARC headers ({exc})") from None
                 body_at = end + 4
+                if max_block is not None and length > max_block:
+                    if not _skip(src, body_at, length):
+                        raise _Damage(rec_offset, f"record {headers.get('warc-record-id', '?')} is cut short: "
+                                                  f"Content-Length {length}", headers)
+                    yield WarcRecord(rec_offset, headers, b"", skipped=length)
+                    pos = body_at + length
+                    continue
                 try:
                     complete = src.ensure(body_at, length)
                 except _Damage as dmg:      # the gzip member dies inside this record
