@@ -136,6 +136,40 @@ def _file_lock(output: Path):
         fh.close()
 
 
+_LOST: dict[str, str] = {}          # run id -> why its lease on the output was lost
+_LEASES: dict[str, tuple] = {}      # run id -> (lock object, lease seconds, last renewal)
+
+
+def _owner(lock) -> str | None:
+    """The run id in the lock object ('' when there is none), None when the store did not answer."""
+    try:
+        return lock.read_text().split(" ", 1)[0].strip()
+    except FileNotFoundError:
+        return ""
+    except Exception:
+        return None
+
+
+def _lose(run_id: str, owner: str) -> None:
+    _LOST[run_id] = (f"another run ({owner or 'none now: the lock object is gone'}) took the output over "
+                     "while this one's lease had lapsed")
+
+
+def lease_lost(run_id: str | None) -> str | None:
+    """Why this run no longer holds its output (object storage), or None. Past the lease
+    since the last renewal (the driver was paused, say), the lock is read again now
+    rather than trusting the renewing thread to have woken first."""
+    if not run_id:
+        return None
+    if run_id not in _LOST and run_id in _LEASES:
+        lock, lease_s, renewed = _LEASES[run_id]
+        if time.time() - renewed > lease_s:
+            owner = _owner(lock)
+            if owner is not None and owner != run_id:
+                _lose(run_id, owner)
+    return _LOST.get(run_id)
+
+
 def _lease_end(holder: str) -> float | None:
     parts = holder.split()
     if "lease_until" in parts[:-1]:
@@ -180,11 +214,24 @@ def _object_lock(output: ObjectPath, lease_s: float):
         raise RunError(f"{output}: could not take the output lock ({lock}); another run is starting")
     stop = threading.Event()
 
+    _LEASES[run_id] = (lock, lease_s, time.time())
+
     def renew():
-        while not stop.wait(lease_s / 3):
-            with contextlib.suppress(Exception):
-                if lock.read_text().split(" ", 1)[0] == run_id:
+        while not stop.wait(min(1.0, lease_s / 3)):
+            renewed = _LEASES[run_id][2]
+            if time.time() - renewed < lease_s / 3:
+                continue
+            owner = _owner(lock)
+            if owner == run_id:
+                with contextlib.suppress(Exception):
                     lock.write_bytes(_lock_text(run_id, since, lease_s).encode())
+                    _LEASES[run_id] = (lock, lease_s, time.time())
+            elif owner is not None:
+                _lose(run_id, owner)
+                return
+            if time.time() - _LEASES[run_id][2] > lease_s and run_id not in _LOST:
+                _LOST[run_id] = f"its lease could not be renewed for {time.time() - renewed:.0f} s"
+                return
     keeper = threading.Thread(target=renew, name="curate-lock-lease", daemon=True)
     keeper.start()
     try:
@@ -192,6 +239,7 @@ def _object_lock(output: ObjectPath, lease_s: float):
     finally:
         stop.set()
         keeper.join(timeout=5)
+        _LEASES.pop(run_id, None)
         with contextlib.suppress(Exception):
             if lock.read_text().split(" ", 1)[0] == run_id:
                 lock.unlink(missing_ok=True)
@@ -360,6 +408,7 @@ class Runner:
             recorded["input"] = input_identity(self.config.input)
             write_bytes_atomic(json.dumps(recorded, indent=2).encode(), self.output / RUN_CONFIG)
             for name in names:
+                self._check_lease()
                 self.stage_now = name
                 idx = self.config.order.index(name)
                 previous = self.config.order[idx - 1] if idx else None
@@ -379,6 +428,7 @@ class Runner:
                     raise RunError(f"{name}: {res.blocked} of {res.planned} units wait on {previous} units that are "
                                    f"not finished or stale; run `curate run --stage {previous}` (or the stages "
                                    f"before it, or the whole pipeline) first")
+            self._check_lease()         # the last units' results came in after a lapse, say
         self.stage_now = None
         return result
 
@@ -485,6 +535,7 @@ class Runner:
         inside: dict[str, tuple[int, int]] = {}     # running unit -> (bytes, docs) it last reported
         self.view.stage_start(name, len(todo), sum(sizes.values()))
         while pending:
+            self._check_lease()
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
             if not ready:               # progress inside the units still running
                 running = {f"{name}/{pending[r].key}": pending[r].key for r in pending}
@@ -531,6 +582,14 @@ class Runner:
         self._record_stage(res)
         self._check_conservation(name, res, previous, upstream_rows)
         return res
+
+    def _check_lease(self) -> None:
+        """Stop once another run took the output over (this driver was paused or cut off
+        past its lease): its workers are fenced; the driver must not go on either."""
+        why = lease_lost(getattr(self, "run_id", None))
+        if why:
+            raise RunError(f"{self.output}: this run no longer owns the output: {why}. It stops here; the run "
+                           "that holds the output now finishes the work (nothing of its is touched)")
 
     def _memory(self) -> dict:
         """A task's memory request (Ray schedules no more tasks on a node than its memory holds)."""
@@ -586,9 +645,11 @@ class Runner:
         """Run fn(*args) for every args as Ray tasks (retried when a worker dies); their CPU
         time and peak memory are added to the stage's record (`curate estimate` reads it)."""
         import ray
+        self._check_lease()
         remote = ray.remote(_measured).options(num_cpus=1, max_retries=self.config.ray.max_retries,
                                                **self._memory())
         results = ray.get([remote.remote(fn, *args) for args in arg_tuples])
+        self._check_lease()
         if self._current is not None:
             self._current.prepare_cpu += sum(r[1] for r in results)
             self._current.prepare_peak_mb = max([self._current.prepare_peak_mb] + [r[2] for r in results])

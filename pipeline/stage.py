@@ -291,8 +291,10 @@ class UnitSink:
                     writer.close()
                 except Exception:
                     pass
-        for p in (self._doc_tmp, self._rej_tmp, self._doc_path, self._rej_path,
-                  *(tmp for tmp, _ in self._extra.values())):
+        # only this unit's own temporary files: its final names may hold what another run
+        # published meanwhile (a fenced worker of a paused driver deleted the new owner's
+        # shards); a final file without a manifest row does not exist, and is overwritten
+        for p in (self._doc_tmp, self._rej_tmp, *(tmp for tmp, _ in self._extra.values())):
             p.unlink(missing_ok=True)
 
 

@@ -142,3 +142,81 @@ def test_object_paths_behave_like_the_paths_curate_uses(s3):
     (root / "nope").unlink(missing_ok=True)
     rmtree(root / "a")
     assert not list((root / "a").glob("*.parquet")) and (root / "b.txt").exists()
+
+
+# -- issue 22: a paused driver must not harm the run that took over ------------------------------
+
+def test_a_fenced_worker_never_deletes_what_the_new_owner_published(s3, demo_corpus):
+    # A's fenced workers, giving up, deleted the final shard and rejects keys of their units,
+    # which B had just published
+    from curate.manifests.verify import damage
+    from curate.pipeline.config import config_from_dict
+    from curate.pipeline.registry import STAGES
+    from curate.pipeline.runner import output_lock, plan_pipeline
+    from curate.pipeline.stage import execute_unit
+    from curate.pipeline.storage import location
+    out = location("s3://objstore-out/fenced")
+    cfg = config_from_dict({"input": str(demo_corpus), "output": str(out), "order": ["extract"]})
+    unit = plan_pipeline(cfg)["extract"][0]
+    with output_lock(out, lease_s=30) as run_b:
+        done = execute_unit(STAGES["extract"], cfg.settings("extract"), unit, out, run_id=run_b)
+        stale = execute_unit(STAGES["extract"], cfg.settings("extract"), unit, out, run_id="paused-run-a")
+        assert stale.status == "failed" and "not published" in stale.error
+        row = read_rows(out, "extract")[unit.key]
+        assert row.fingerprint == done.fingerprint and damage(out, row, deep=True) is None
+
+
+def test_a_driver_that_lost_its_lease_stops_saying_so(s3, demo_corpus):
+    import time
+    from curate.pipeline.config import config_from_dict
+    from curate.pipeline.runner import RunError, Runner, lease_lost, output_lock
+    from curate.pipeline.stage import LOCK_FILE
+    from curate.pipeline.storage import location
+    out = location("s3://objstore-out/lost")
+    with output_lock(out, lease_s=1.5) as run_a:
+        assert lease_lost(run_a) is None
+        (out / LOCK_FILE).write_text("run-b pid 2 on elsewhere since x lease_until 2999-01-01T00:00:00+00:00\n")
+        time.sleep(1.5)
+        assert "took the output over" in lease_lost(run_a)
+        runner = Runner(config_from_dict({"input": str(demo_corpus), "output": str(out)}))
+        runner.run_id = run_a
+        with pytest.raises(RunError, match="no longer owns the output"):
+            runner._check_lease()
+    assert (out / LOCK_FILE).read_text().startswith("run-b")      # the new owner's lock stays
+
+
+@pytest.mark.slow
+def test_a_paused_driver_leaves_the_run_that_took_over_complete(s3, ray_address, demo_corpus, tmp_path):
+    """kill -STOP run A during extract, wait past its lease, run B to the end, kill -CONT A:
+    B's output is complete and verify --deep clean; A stops, saying another run took over."""
+    import signal
+    import time
+    _, client = s3
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}    # Ray's token settings too
+    out = "s3://objstore-out/paused"
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"input: {demo_corpus}\noutput: {out}\nstorage:\n  lock_lease_s: 10\n")
+    # A on an embedded Ray of its own: a stopped driver keeps its leased workers (and their
+    # CPUs) from a shared cluster, which is Ray's affair, not this test's
+    a = subprocess.Popen(curate_cmd() + ["run", "--config", str(cfg), "--no-report"],
+                         env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         start_new_session=True)
+    for line in a.stdout:
+        if line.startswith("[extract] 1/"):
+            break
+    os.kill(a.pid, signal.SIGSTOP)
+    time.sleep(14)                                      # past A's lease
+    # B on an embedded Ray too: the session Ray's workers were started without the S3 endpoint
+    _curate(env, "run", "--config", str(cfg), "--no-report", "--quiet")
+    os.kill(a.pid, signal.SIGCONT)
+    rest, _ = a.communicate(timeout=300)
+    assert a.returncode != 0 and "no longer owns the output" in rest, rest[-3000:]
+    assert "match their manifest rows" in _curate(env, "verify", "--deep", "--output", out).stdout
+    status = _curate(env, "status", "--output", out).stdout
+    assert all(line.split()[1] == line.split()[2] for line in status.splitlines()[2:9]), status
+    local = tmp_path / "local"
+    run_stages(ray_address, demo_corpus, local)
+    for stage in ("extract", "dedup", "quality", "decontaminate"):
+        assert doc_set(out, stage) == doc_set(local, stage), stage
+    assert sum(r.tokens for r in read_rows(out, "tokenize").values()) == sum(
+        r.tokens for r in read_rows(local, "tokenize").values())
