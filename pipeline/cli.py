@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--dumps", type=float, help="project to this many dumps of --pages-per-dump pages")
     es.add_argument("--pages-per-dump", type=float, default=3e9, help="pages per dump (Common Crawl: about 3e9)")
     es.add_argument("--address", help="Ray cluster address for the sample run")
+    es.add_argument("--format", choices=("text", "json"), default="text",
+                    help="json: one object (documents, tokens, dumps_to_budget, stages, what is measured)")
 
     rp = sub.add_parser("report", help="write OUT/report/index.html: funnel, rejects, dedup, mix, tokens, samples")
     _add_common(rp, with_config=False)
@@ -333,7 +335,11 @@ def cmd_estimate(args) -> int:
                 shutil.rmtree(scratch, ignore_errors=True)
     dumps = args.dumps or 0
     pages = args.pages if args.pages is not None else args.dumps * args.pages_per_dump
-    print(project(measured, pages, dumps))
+    if args.format == "json":
+        from curate.pipeline.estimate import projection
+        print(json.dumps(projection(measured, pages, dumps), indent=1))
+    else:
+        print(project(measured, pages, dumps))
     return EXIT_OK
 
 

@@ -4,13 +4,21 @@ It runs the pipeline on a sample (or reads a finished run's record) and measures
 stage: CPU seconds per input record (its units, and its global step's Ray tasks), the
 largest task's peak memory, bytes written per input byte, and the yield (documents and
 tokens kept per input record). Then it projects those to the stated size: core-hours per
-stage, storage per stage, tokens, and the dumps needed to reach `budget_tokens`.
+stage, storage per stage, final documents and tokens, and the dumps needed to reach
+`budget_tokens`.
 
-Measured: everything on the sample. Extrapolated: linear scaling of CPU, storage and yield
-with the number of records. Not linear and said so: cross-dump dedup removes more as dumps
-accumulate (DeepSeek LLM Table 1: 22% of one dump, 90% over 91), so tokens are also given
-with DeepSeek's dedup rate at the projected number of dumps; the components step's memory
-is bounded by `dedup.components_memory` whatever the size, bucket tasks by `bucket_rows`.
+Not linear, and modelled: cross-dump dedup removes more as dumps accumulate (DeepSeek LLM
+Table 1: 22% of one dump, 90% over 91). k dumps of n documents entering dedup keep
+(U1/D1) n g(k): U1/D1 the share of its first dump the sample keeps, g the growth over
+dumps (Heaps' law: each new dump brings a shrinking share of unseen text). With two dumps
+or more in the sample g(k) = k^beta, beta fitted to the sample's own dedup curve (least
+squares on log U against log D over its prefixes of dumps); with one, g follows DeepSeek's
+Table 1, k (1 - r(k)) / (1 - r(1)). Final documents and tokens are the projected survivors
+times what the stages after dedup keep of them (measured). Dedup's cost adds to its
+measured per-document CPU what this code's band-key shuffle does past linear: every
+bucket task opens every shard's band file (issue 20), shards x tasks opens of 0.7 ms; the
+other stages scale linearly. Memory does not scale: the components step stays within
+dedup.components_memory and bucket tasks within bucket_rows.
 """
 from __future__ import annotations
 
@@ -22,6 +30,7 @@ from pathlib import Path
 from curate.pipeline import storage
 
 PAGES_PER_DUMP = 3_000_000_000          # a Common Crawl dump: about 3 billion pages
+BANDS_AT_DEFAULT = 14       # datasketch's bands for threshold 0.7 and 128 permutations
 
 
 @dataclass
@@ -46,6 +55,9 @@ class Measured:
     tokens: int = 0
     dedup_rate: float | None = None
     budget: float = 2e12
+    curve: list[tuple[int, int, int]] = field(default_factory=list)    # (dumps, docs in, removed) per prefix
+    dedup_bands: int = BANDS_AT_DEFAULT
+    bucket_rows: int = 10_000_000
 
 
 def measure(output: Path) -> Measured:
@@ -64,7 +76,9 @@ def measure(output: Path) -> Measured:
             except OSError:
                 pass
     m = Measured(records=sum(r.docs_in for r in ext), input_bytes=input_bytes,
-                 dumps=len({r.dump for r in ext}), budget=float(cfg.get("tokenize", {}).get("budget_tokens", 2e12)))
+                 dumps=len({r.dump for r in ext}), budget=float(cfg.get("tokenize", {}).get("budget_tokens", 2e12)),
+                 dedup_bands=int(cfg.get("dedup", {}).get("bands") or BANDS_AT_DEFAULT),
+                 bucket_rows=int(cfg.get("dedup", {}).get("bucket_rows") or 10_000_000))
     for stage in order:
         srows = [r for r in rows if r.stage == stage]
         if not srows:
@@ -91,6 +105,7 @@ def measure(output: Path) -> Measured:
         import pyarrow.parquet as pq
         pts = pq.read_table(curve).to_pylist()
         m.dedup_rate = pts[-1]["rate"] if pts else None
+        m.curve = [(p["dumps_used"], p["docs"], p["removed"]) for p in pts]
     return m
 
 
@@ -110,8 +125,120 @@ def deepseek_rate(dumps: float) -> float:
 def budget_share(tokens: float, budget: float) -> str:
     """'41.2% of the 2e+12-token budget', or '33.6x the 2e+12-token budget' past it."""
     ratio = tokens / budget if budget else 0.0
-    what = f"{ratio:.1%} of" if ratio < 1 else f"{ratio:,.3g}x"
+    what = f"{ratio:.1%} of" if 0.001 <= ratio < 1 else f"{ratio:.3g} of" if ratio < 1 else f"{ratio:,.3g}x"
     return f"{what} the {budget:.3g}-token budget"
+
+
+# The band-key shuffle of this code opens every shard's band file once per bucket task
+# (issue 20): opens = shards x bucket tasks, 0.7 ms each on local disk (measured there).
+# That product, not the per-document work, is what grows past linear.
+OPEN_S = 0.0007
+
+
+@dataclass
+class DedupModel:
+    """Unique documents after dedup: k dumps of n documents each entering dedup keep
+    (u1/d1) n g(k), u1/d1 the share of its first dump the sample keeps, and g the growth
+    over dumps: k^beta (fitted), or k (1 - r(k)) / (1 - r(1)) with DeepSeek's rates r."""
+    beta: float
+    u1: float                   # unique documents of the sample's first dump
+    d1: float                   # documents of the sample's first dump entering dedup
+    source: str                 # "the sample's own dedup curve (N dumps)" or "DeepSeek LLM Table 1 ..."
+
+    def growth(self, dumps: float) -> float:
+        if self.source.startswith("DeepSeek"):
+            return dumps * (1 - deepseek_rate(dumps)) / (1 - deepseek_rate(1))
+        return max(dumps, 1e-9) ** self.beta
+
+    def unique(self, docs_in: float, dumps: float) -> float:
+        dumps = max(dumps, 1.0)
+        return (self.u1 / self.d1) * (docs_in / dumps) * self.growth(dumps)
+
+
+def dedup_model(m: "Measured") -> DedupModel | None:
+    """Fitted to the sample's dedup curve when it has two dumps or more, else DeepSeek's."""
+    pts = [(d, docs, docs - removed) for d, docs, removed in m.curve if docs > 0 and docs - removed > 0]
+    if not pts:
+        return None
+    _, d1, u1 = pts[0]
+    if len(pts) >= 2:
+        # U against D over the sample's prefixes of dumps, through the first dump (dumps
+        # of unequal size weigh by their documents): log(U/U1) = beta log(D/D1)
+        xs = [math.log(d / d1) for _, d, _ in pts]
+        ys = [math.log(u / u1) for _, _, u in pts]
+        beta = sum(x * y for x, y in zip(xs, ys)) / max(sum(x * x for x in xs), 1e-12)
+        return DedupModel(min(max(beta, 0.0), 1.0), u1, d1, f"the sample's own dedup curve ({len(pts)} dumps)")
+    beta = math.log(91 * (1 - deepseek_rate(91)) / (1 - deepseek_rate(1))) / math.log(91)
+    return DedupModel(beta, u1, d1, "DeepSeek LLM Table 1 (the sample has one dump)")
+
+
+def _dedup_open_seconds(m: "Measured", records: float, docs_in: float) -> float:
+    """CPU of the band-key shuffle's opens at this size: shards x bucket tasks x OPEN_S."""
+    extract = next((c for c in m.stages if c.stage == "extract"), None)
+    per_file = m.records / max(extract.units if extract else 1, 1)
+    shards = records / max(per_file, 1e-9)
+    tasks = max(1.0, docs_in * m.dedup_bands / max(m.bucket_rows, 1))
+    return shards * tasks * OPEN_S
+
+
+def projection(m: "Measured", pages: float, dumps: float) -> dict:
+    """Every projected figure, and which are measured and which extrapolated."""
+    scale = pages / max(m.records, 1)
+    model = dedup_model(m)
+    dedup = next((c for c in m.stages if c.stage == "dedup"), None)
+    target_dumps = dumps or max(1.0, m.dumps * scale)
+
+    def corpus(records: float, n_dumps: float) -> tuple[float, float, float | None]:
+        """(final documents, tokens, dedup rate) for this many input records in n dumps."""
+        if model is None or dedup is None or not dedup.docs_out:
+            docs = m.final_docs / max(m.records, 1) * records
+            return docs, m.tokens / max(m.records, 1) * records, None
+        into = dedup.docs_in / max(m.records, 1) * records          # documents entering dedup
+        survivors = min(into, model.unique(into, n_dumps))
+        kept_after = m.final_docs / dedup.docs_out                  # what the stages after dedup keep
+        tokens_per_doc = m.tokens / max(m.final_docs, 1)
+        return survivors * kept_after, survivors * kept_after * tokens_per_doc, 1 - survivors / max(into, 1e-9)
+
+    docs, tokens, rate = corpus(pages, target_dumps)
+    per_dump = pages / target_dumps
+    dumps_to_budget = None
+    if m.tokens:
+        lo, hi = 0.0, 1.0
+        while corpus(hi * per_dump, hi)[1] < m.budget and hi < 1e7:
+            lo, hi = hi, hi * 2
+        if hi < 1e7:
+            for _ in range(60):
+                mid = (lo + hi) / 2
+                lo, hi = (mid, hi) if corpus(mid * per_dump, mid)[1] < m.budget else (lo, mid)
+            dumps_to_budget = hi
+    stages = []
+    for c in m.stages:
+        cpu = c.cpu_s + c.prepare_cpu_s
+        per = cpu / max(m.records, 1)
+        hours = per * pages / 3600
+        if c.stage == "dedup" and dedup is not None:
+            into = dedup.docs_in / max(m.records, 1) * pages
+            hours += _dedup_open_seconds(m, pages, into) / 3600
+        ratio = c.bytes_out / max(m.input_bytes, 1)
+        stages.append({"stage": c.stage, "cpu_s_per_record": per, "core_hours": hours,
+                       "storage_bytes": ratio * m.input_bytes * scale, "peak_task_bytes": int(c.peak_mb * 2**20),
+                       "kept": c.docs_out / max(c.docs_in, 1),
+                       "cost_growth": ("per document (measured), plus the band-key shuffle's opens: shards x "
+                                       f"bucket tasks x {OPEN_S * 1000:g} ms") if c.stage == "dedup" else "linear"})
+    return {
+        "sample": {"records": m.records, "input_bytes": m.input_bytes, "dumps": m.dumps,
+                   "final_documents": m.final_docs, "tokens": m.tokens, "dedup_rate": m.dedup_rate},
+        "target": {"records": pages, "dumps": target_dumps},
+        "documents": docs, "tokens": tokens, "budget_tokens": m.budget, "dumps_to_budget": dumps_to_budget,
+        "dedup": None if model is None else {"model": model.source, "beta": model.beta, "projected_rate": rate},
+        "stages": stages,
+        "measured": ["cpu_s_per_record per stage (units + global steps, Ray workers)", "peak_task_bytes",
+                     "bytes written per input byte", "yield of every stage", "the sample's dedup curve",
+                     "tokens per final document"],
+        "extrapolated": ["core_hours (linear in records; dedup adds its shuffle's shards x tasks opens)",
+                         "storage_bytes (linear)", "documents and tokens (dedup survivors from the model, then "
+                         "the measured yield after dedup)", "dumps_to_budget (the same model)"],
+    }
 
 
 def _size(n: float) -> str:
@@ -122,44 +249,41 @@ def _size(n: float) -> str:
 
 
 def project(m: Measured, pages: float, dumps: float) -> str:
+    p = projection(m, pages, dumps)
     scale = pages / max(m.records, 1)
     lines = [f"Measured on the sample: {m.records:,} input records ({_size(m.input_bytes)}) in {m.dumps} dump(s).",
              f"Projected to {pages:,.0f} records" + (f" ({dumps:g} dumps of {pages / dumps:,.0f})" if dumps else "")
              + f": x{scale:,.3g}, linear unless said otherwise.", "",
              f"{'stage':13s} {'CPU s/record':>12s} {'core-hours':>14s} {'largest task':>13s} {'bytes/in-byte':>13s} "
              f"{'storage':>11s} {'docs kept':>9s}"]
-    total_cpu = 0.0
-    for c in m.stages:
-        cpu = c.cpu_s + c.prepare_cpu_s
-        total_cpu += cpu
-        per = cpu / max(m.records, 1)
+    for st in p["stages"]:
+        c = next(c for c in m.stages if c.stage == st["stage"])
         ratio = c.bytes_out / max(m.input_bytes, 1)
-        kept = c.docs_out / max(c.docs_in, 1)
-        lines.append(f"{c.stage:13s} {per:12.5f} {per * pages / 3600:14,.0f} {c.peak_mb:10,.0f} MB "
-                     f"{ratio:13.4f} {_size(ratio * m.input_bytes * scale):>11s} {kept:9.1%}")
-    lines.append(f"{'all stages':13s} {total_cpu / max(m.records, 1):12.5f} "
-                 f"{total_cpu / max(m.records, 1) * pages / 3600:14,.0f}")
+        lines.append(f"{st['stage']:13s} {st['cpu_s_per_record']:12.5f} {st['core_hours']:14,.0f} "
+                     f"{c.peak_mb:10,.0f} MB {ratio:13.4f} {_size(st['storage_bytes']):>11s} {st['kept']:9.1%}"
+                     + ("  (with its shuffle's shards x bucket-task opens)" if st["stage"] == "dedup" else ""))
+    total = sum(st["core_hours"] for st in p["stages"])
+    lines.append(f"{'all stages':13s} {sum(st['cpu_s_per_record'] for st in p['stages']):12.5f} {total:14,.0f}")
     lines.append("")
-    yield_docs = m.final_docs / max(m.records, 1)
-    lines.append(f"Yield: {yield_docs:.3%} of input records become final documents "
-                 f"({yield_docs * pages:,.0f} projected).")
+    d = p["dedup"]
+    if d:
+        lines.append(f"Dedup across dumps: modelled from {d['model']}: unique documents grow as dumps^"
+                     f"{d['beta']:.2f}; the sample removed {m.dedup_rate or 0:.1%}, the projection removes "
+                     f"{d['projected_rate']:.1%}" + (f" (DeepSeek LLM Table 1 at {dumps:g} dumps: "
+                                                     f"{deepseek_rate(dumps):.1%})" if dumps else "") + ".")
+    lines.append(f"Final documents: {p['documents']:,.0f} projected ({m.final_docs:,} in the sample).")
     if m.tokens:
         per_rec = m.tokens / m.records
-        tokens = per_rec * pages
-        lines.append(f"Tokens: {per_rec:,.1f} per input record -> {tokens:,.3g} tokens "
-                     f"({budget_share(tokens, m.budget)}); at this yield "
-                     f"{m.budget / (per_rec * PAGES_PER_DUMP):,.1f} dumps of {PAGES_PER_DUMP:,.0f} pages reach it.")
-        if m.dedup_rate is not None and dumps:
-            target = deepseek_rate(dumps)
-            adj = tokens * (1 - target) / max(1 - m.dedup_rate, 1e-9)
-            lines.append(f"  cross-dump dedup removes more at scale: the sample removed {m.dedup_rate:.1%}; "
-                         f"DeepSeek LLM Table 1 gives {target:.1%} at {dumps:g} dumps -> about {adj:,.3g} tokens "
-                         f"(extrapolated, not measured).")
+        lines.append(f"Tokens: {per_rec:,.1f} per input record in the sample -> {p['tokens']:,.3g} tokens "
+                     f"({budget_share(p['tokens'], m.budget)})"
+                     + (f"; {p['dumps_to_budget']:,.1f} dumps of {pages / dumps if dumps else PAGES_PER_DUMP:,.0f} "
+                        f"pages reach it" if p["dumps_to_budget"] else
+                        f"; not even 10,000,000 dumps of this size reach it") + ".")
     lines.append("")
     lines.append("Measured: CPU per record (units + global steps, Ray workers; the driver's own CPU is not "
                  "counted), peak memory per task (a reused worker's peak includes its earlier tasks), bytes "
-                 "written, yield. Extrapolated: everything scaled to the projected size (tokenize's training on a "
-                 "sample of sample_bytes is a fixed cost counted here as if linear: an overestimate). Memory does not scale: "
-                 "dedup's components step stays within dedup.components_memory and bucket tasks within "
-                 "bucket_rows at any size.")
+                 "written, yield, the sample's dedup curve. Extrapolated: everything scaled to the projected size "
+                 "(tokenize's training on a sample of sample_bytes is a fixed cost counted here as if linear: an "
+                 "overestimate); dedup survivors from the model above. Memory does not scale: dedup's components "
+                 "step stays within dedup.components_memory and bucket tasks within bucket_rows at any size.")
     return "\n".join(lines)
