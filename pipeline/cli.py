@@ -165,7 +165,8 @@ def _run_pipeline(cfg, address, view, rerun: str, **run_args):
                 return runner.run(**run_args)
             finally:
                 view.close()
-                stop_ray()
+                if runner.started_ray:      # never a Ray this process had before (a caller's, a test's)
+                    stop_ray()
     except (Interrupted, KeyboardInterrupt, BrokenPipeError, SystemExit) as exc:
         if isinstance(exc, SystemExit) and exc.code != signal.SIGTERM:
             raise       # (Ray's own SIGTERM handler exits with 15; anything else goes on out)

@@ -245,11 +245,12 @@ def _object_lock(output: ObjectPath, lease_s: float):
                 lock.unlink(missing_ok=True)
 
 
-def ensure_ray(config: Config, address: str | None = None) -> None:
+def ensure_ray(config: Config, address: str | None = None) -> bool:
+    """Start or join Ray unless this process already has it; True when this call did."""
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     addr = address or config.ray.address or os.environ.get("RAY_ADDRESS")
     common = dict(logging_level=logging.WARNING, log_to_driver=False,
                   configure_logging=True)
@@ -267,6 +268,7 @@ def ensure_ray(config: Config, address: str | None = None) -> None:
             # `ray start` left on this machine (ray.init's default would).
             ray.init(address="local", num_cpus=config.ray.num_cpus or os.cpu_count(),
                      include_dashboard=False, **common)
+    return True
 
 
 @contextlib.contextmanager
@@ -376,6 +378,7 @@ class Runner:
         self._current: StageResult | None = None
         self._cpus, self._window_at = 1, -1e9     # cluster CPUs for the task window, and when read
         self.stage_now: str | None = None         # the stage running, for an interruption's message
+        self.started_ray = False                  # this runner started (or joined) Ray: it may stop it
 
     # -- planning -----------------------------------------------------------------------
     def select(self, only: list[str] | None, until: str | None) -> list[str]:
@@ -495,7 +498,7 @@ class Runner:
             res.seconds = time.perf_counter() - t0
             self._check_conservation(name, res, previous, upstream_rows)
             return res
-        ensure_ray(self.config, self.address)
+        self.started_ray = ensure_ray(self.config, self.address) or self.started_ray
         self._current = res
         t_prep = time.perf_counter()
         try:

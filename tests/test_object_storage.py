@@ -201,14 +201,16 @@ def test_a_paused_driver_leaves_the_run_that_took_over_complete(s3, ray_address,
     a = subprocess.Popen(curate_cmd() + ["run", "--config", str(cfg), "--no-report"],
                          env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          start_new_session=True)
-    for line in a.stdout:
-        if line.startswith("[extract] 1/"):
-            break
-    os.kill(a.pid, signal.SIGSTOP)
-    time.sleep(14)                                      # past A's lease
-    # B on an embedded Ray too: the session Ray's workers were started without the S3 endpoint
-    _curate(env, "run", "--config", str(cfg), "--no-report", "--quiet")
-    os.kill(a.pid, signal.SIGCONT)
+    try:
+        for line in a.stdout:
+            if line.startswith("[extract] 1/"):
+                break
+        os.kill(a.pid, signal.SIGSTOP)
+        time.sleep(14)                                  # past A's lease
+        # B on an embedded Ray too: the session Ray's workers were started without the S3 endpoint
+        _curate(env, "run", "--config", str(cfg), "--no-report", "--quiet")
+    finally:
+        os.kill(a.pid, signal.SIGCONT)
     rest, _ = a.communicate(timeout=300)
     assert a.returncode != 0 and "no longer owns the output" in rest, rest[-3000:]
     assert "match their manifest rows" in _curate(env, "verify", "--deep", "--output", out).stdout
