@@ -16,6 +16,7 @@ Megatron-LM, Megatron-Core, NeMo and GPT-NeoX read as `MMapIndexedDataset`/`Inde
 """
 from __future__ import annotations
 
+import itertools
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,8 +61,7 @@ class IndexedDatasetWriter:
     def add_many(self, sequences: list[list[int]]) -> None:
         if not sequences:
             return
-        flat = np.fromiter((t for seq in sequences for t in seq), dtype=self.dtype,
-                           count=sum(len(s) for s in sequences))
+        flat = np.array(list(itertools.chain.from_iterable(sequences)), dtype=self.dtype)
         self._bin.write(flat.tobytes(order="C"))
         self.lengths.extend(len(s) for s in sequences)
         self.tokens += len(flat)
