@@ -34,17 +34,11 @@ def _raise(signum, frame):
 @contextlib.contextmanager
 def stop_on_signals():
     """Within the block, SIGINT and SIGTERM raise `Interrupted` in the main thread."""
-    if threading.current_thread() is not threading.main_thread():
+    with keep_handlers():           # the handlers before the block come back after it
+        if threading.current_thread() is threading.main_thread():
+            for s in SIGNALS:
+                signal.signal(s, _raise)
         yield
-        return
-    before = {s: signal.getsignal(s) for s in SIGNALS}
-    for s in SIGNALS:
-        signal.signal(s, _raise)
-    try:
-        yield
-    finally:
-        for s, handler in before.items():
-            signal.signal(s, handler)
 
 
 @contextlib.contextmanager
