@@ -322,7 +322,12 @@ def _measured(fn, *args):
     import resource
     t0 = time.process_time()
     out = fn(*args)
-    return out, time.process_time() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if isinstance(out, dict):       # a step's counts: where it ran and its worker's peak, for the benchmarks
+        import ray
+        out.setdefault("peak_mb", round(peak, 1))
+        out.setdefault("node", ray.get_runtime_context().get_node_id()[:12])
+    return out, time.process_time() - t0, peak
 
 
 def unit_input_bytes(output, unit: Unit, upstream: dict[str, int] | None = None) -> int:
@@ -649,8 +654,9 @@ class Runner:
         time and peak memory are added to the stage's record (`curate estimate` reads it)."""
         import ray
         self._check_lease()
+        # spread over the nodes: a global step's tasks are its share of every node's cores
         remote = ray.remote(_measured).options(num_cpus=1, max_retries=self.config.ray.max_retries,
-                                               **self._memory())
+                                               scheduling_strategy="SPREAD", **self._memory())
         results = ray.get([remote.remote(fn, *args) for args in arg_tuples])
         self._check_lease()
         if self._current is not None:

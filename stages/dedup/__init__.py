@@ -1,45 +1,56 @@
 """dedup: exact and MinHash-LSH near duplicates across every dump, in one stage.
 
-Steps (Ray tasks; the driver holds only the plan and small summaries):
+Steps (Ray tasks; the driver holds only the plan and small summaries). Every exchange
+between steps goes through sorted runs (pipeline/shuffle.py): a task opens at most
+FAN_IN runs, so opens grow with shards + tasks, never shards x tasks.
 1. signatures (signatures.py), one task per input shard: normalise, shingle, MinHash
    (numba, equal to datasketch), band keys sorted by key, an exact-text hash. Stored under
    _work/dedup/ with the settings that made them, so a rerun after a new dump computes
    only the new shards' signatures.
 2. buckets (buckets.py), one task per range of band keys, sized by `bucket_rows`:
-   documents sharing a band key (or the exact hash) become edges, written to disk.
-3. components (survivors.py), one task: connected components over the edges (union-find
-   in memory below `components_memory`, DuckDB large-star/small-star rounds beyond it),
-   survivors by policy, decisions, and the dedup-rate curve by number of dumps, all in
-   DuckDB within `components_memory`, spilling to disk.
-4. apply, one unit per input shard (the ordinary unit path): survivors go on with
-   `dup_cluster` (the survivor's id) and `dup_count` (cluster size); the others go to
-   rejects as `exact_duplicate` / `near_duplicate` with the survivor's id as detail.
+   documents sharing a band key (or the exact hash) become edges.
+3. labels (labels.py): connected components, as rounds of tasks over ranges of document
+   keys (or one union-find task when the edges fit `components_memory`).
+4. survivors (survivors.py), tasks over ranges of cluster roots: survivors by policy,
+   decisions sorted by unit, the dedup-rate curve by number of dumps.
+5. apply, one unit per input shard (the ordinary unit path), reading only its unit's
+   decisions: survivors go on with `dup_cluster` (the survivor's id) and `dup_count`
+   (cluster size); the others go to rejects as `exact_duplicate` / `near_duplicate` with
+   the survivor's id as detail.
 """
 from __future__ import annotations
 
 import functools
+import json
 
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.manifests.atomic import write_table_atomic
+from curate.manifests.atomic import write_bytes_atomic, write_table_atomic
 from curate.pipeline.config import at_least, between, one_of, setting
 from curate.pipeline.schema import extend_schema, with_columns
 from curate.pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
-from curate.stages.dedup.buckets import bucket_edges, bucket_tasks, dump_ranks
+from curate.pipeline.shuffle import key_ranges, sorted_runs
+from curate.stages.dedup.buckets import EDGES_BY_X, EDGES_BY_Y, band_runs, bucket_edges, bucket_tasks, dump_ranks
+from curate.stages.dedup.components import BYTES_PER_EDGE
+from curate.stages.dedup.labels import cluster_labels
 from curate.stages.dedup.signatures import compute_signatures, doc_keys
-from curate.stages.dedup.survivors import DECISIONS, memory_bytes, resolve
-from curate.pipeline.storage import location
+from curate.stages.dedup.survivors import (DECISIONS, ROOTED, attach_roots, by_root, member_runs, memory_bytes,
+                                           unit_decisions, write_decision_index)
+from curate.pipeline.storage import location, rmtree
 
 SCOPES = ("global", "per_dump", "incremental")
 POLICIES = ("newest_dump", "oldest_dump", "longest")
 COMPONENT_MODES = ("auto", "memory", "disk")
 DUP_FIELDS = [pa.field("dup_cluster", pa.string()), pa.field("dup_count", pa.int32())]
 CURVE = "reports/dedup_curve.parquet"
+STEPS = "reports/dedup_steps.json"       # per step: tasks, CPU, wall, files opened (tools/bench_scale.py)
+BYTES_PER_MEMBER = 120                   # a document's survivor columns in a clustering task
 # DeepSeek LLM (arXiv 2401.02954) Table 1: dedup rate by number of Common Crawl dumps.
 DEEPSEEK_TABLE1 = {1: 0.222, 2: 0.467, 6: 0.557, 12: 0.699, 16: 0.757, 22: 0.763, 41: 0.816, 91: 0.898}
 
@@ -66,8 +77,12 @@ class DedupSettings:
     components_memory: str = setting("2GB", "memory for the components step: union-find in memory "
                                             "while the edges fit, else DuckDB spilling to disk "
                                             "within this limit")
-    components: str = setting("auto", "auto (by components_memory), memory, or disk (out of core)",
+    components: str = setting("auto", "auto (by components_memory), memory (one union-find task), "
+                                      "or disk (rounds of tasks over ranges of documents)",
                               one_of(*COMPONENT_MODES))
+    component_tasks: int = setting(0, "tasks per clustering step (labels, survivors, curve); 0 = enough "
+                                      "that each holds at most components_memory. The results do not "
+                                      "depend on it", at_least(0, 1_000_000))
 
     def validate(self):
         if self.scope not in SCOPES:
@@ -118,35 +133,103 @@ class DedupStage(Stage):
 
     def prepare(self, s: DedupSettings, ctx) -> None:
         units = ctx.units
-        t0 = time.perf_counter()
         out = location(ctx.output).resolve()
-        sig_results = ctx.map(compute_signatures, [(str(out), u, s) for u in units])
+        output = str(out)
+        steps: dict[str, dict] = {}
+
+        def timed(name):
+            steps[name] = {"wall_s": time.perf_counter()}
+            return steps[name]
+
+        def done(st):
+            st["wall_s"] = round(time.perf_counter() - st["wall_s"], 3)
+        st = timed("signatures")
+        sig_results = ctx.map(compute_signatures, [(output, u, s) for u in units])
         reused = sum(r["reused"] for r in sig_results)
-        ctx.log(f"[dedup] signatures: {len(units) - reused} shards computed, {reused} reused "
-                f"({time.perf_counter() - t0:.1f} s)")
+        _add(st, sig_results)
+        st.update(opens=len(units) - reused, writes=2 * (len(units) - reused))
+        done(st)
+        ctx.log(f"[dedup] signatures: {len(units) - reused} shards computed, {reused} reused ({st['wall_s']:.1f} s)")
         keys = [u.key for u in units]
-        total_rows, tasks = bucket_tasks(out, keys, s.bucket_rows, dump_ranks([u.dump for u in units]))
-        t1 = time.perf_counter()
-        n_edges = sum(ctx.map(bucket_edges, tasks))
+        ranks = dump_ranks([u.dump for u in units])
+        st = timed("band_runs")
+        total_rows, runs = band_runs(ctx.map, output, keys, ranks, st)
+        done(st)
+        st = timed("buckets")
+        tasks = bucket_tasks(output, runs, total_rows, s.bucket_rows)
+        results = ctx.map(bucket_edges, tasks)
+        _add(st, results)
+        done(st)
+        n_edges = sum(r["edges"] for r in results)
         ctx.log(f"[dedup] buckets: {total_rows:,} band keys in {len(tasks)} tasks -> {n_edges:,} edges "
-                f"({time.perf_counter() - t1:.1f} s)")
-        r = ctx.map(resolve, [(str(out), keys, s, n_edges)])[0]
-        ctx.log(f"[dedup] components ({r['mode']}, {r['rounds']} round(s), {r['phases'][0][1]} s): "
-                f"{r['in_clusters']:,} documents in {r['clusters']:,} clusters, {r['removed']:,} to remove "
-                f"({r['seconds']:.1f} s; " + ", ".join(f"{p} at {t} s, peak {m} MB" for p, t, m in r["phases"]) + ")")
-        write_table_atomic(pa.Table.from_pylist(r["curve"]), out / CURVE)
+                f"({st['wall_s']:.1f} s)")
+        st = timed("edge_runs")
+        edges_x = sorted_runs(ctx.map, output, [f"{EDGES_BY_X}/part-{j:05d}.parquet" for j in range(len(tasks))],
+                              "x", f"{EDGES_BY_X}_runs", stats=st)
+        edges_y = sorted_runs(ctx.map, output, [f"{EDGES_BY_Y}/part-{j:05d}.parquet" for j in range(len(tasks))],
+                              "y", f"{EDGES_BY_Y}_runs", stats=st)
+        done(st)
+        st = timed("member_runs")
+        rows_in: dict[str, int] = {}
+        members = member_runs(ctx.map, output, keys, ranks, st, rows_in)
+        docs_per_rank = _docs_per_rank(rows_in, keys, ranks)
+        done(st)
+        limit = memory_bytes(s.components_memory)
+        n_tasks = self._clustering_tasks(s, n_edges, sum(docs_per_rank), limit)
+        in_memory = s.components == "memory" or (s.components == "auto" and n_tasks == 1)
+        st = timed("labels")
+        cx, cy, rounds = cluster_labels(ctx.map, output, edges_x, edges_y, n_tasks, in_memory, st, ctx.log)
+        done(st)
+        ranges = key_ranges(n_tasks)
+        st = timed("attach_roots")
+        rmtree(out / ROOTED)
+        mparts = [f"{ROOTED}/members/{j:05d}.parquet" for j in range(n_tasks)]
+        eparts = [f"{ROOTED}/edges/{j:05d}.parquet" for j in range(n_tasks)]
+        _add(st, ctx.map(attach_roots, [(output, cx, cy, members, edges_y, lo, hi, mparts[j], eparts[j])
+                                        for j, (lo, hi) in enumerate(ranges)]))
+        rooted_m = sorted_runs(ctx.map, output, mparts, "root", f"{ROOTED}/members_runs", stats=st)
+        rooted_e = sorted_runs(ctx.map, output, eparts, "root", f"{ROOTED}/edges_runs", stats=st)
+        done(st)
+        st = timed("survivors")
+        rmtree(out / DECISIONS)
+        dparts = [f"{DECISIONS}/parts/{j:05d}.parquet" for j in range(n_tasks)]
+        n_dumps = len(docs_per_rank)
+        res = ctx.map(by_root, [(output, rooted_m, rooted_e, lo, hi, s.survivor, n_dumps, dparts[j], limit)
+                                for j, (lo, hi) in enumerate(ranges)])
+        _add(st, res)
+        write_decision_index(output, sorted_runs(ctx.map, output, [d for d, r in zip(dparts, res) if r["writes"]],
+                                                 "unit_id", f"{DECISIONS}/runs", stats=st))
+        done(st)
+        in_clusters = sum(r["in_clusters"] for r in res)
+        clusters = sum(r["clusters"] for r in res)
+        removed = np.sum([r["removed"] for r in res], axis=0) if res else np.zeros(n_dumps, np.int64)
+        mode = "memory" if in_memory else "disk"
+        ctx.log(f"[dedup] components ({mode}, {rounds} round(s), {n_tasks} task(s)): {in_clusters:,} documents "
+                f"in {clusters:,} clusters, {in_clusters - clusters:,} to remove "
+                f"({steps['labels']['wall_s'] + steps['attach_roots']['wall_s'] + st['wall_s']:.1f} s)")
+        curve = _curve(sorted(set(u.dump for u in units), key=lambda d: (d is None, d or "")), docs_per_rank, removed)
+        write_table_atomic(pa.Table.from_pylist(curve), out / CURVE)
+        write_bytes_atomic(json.dumps({"steps": steps, "clustering_tasks": n_tasks, "rounds": rounds,
+                                       "shards": len(units), "bucket_tasks": len(tasks)}).encode(), out / STEPS)
         ctx.log("[dedup] dedup rate by number of dumps (DeepSeek LLM Table 1 beside):")
-        for row in r["curve"]:
+        for row in curve:
             ds = DEEPSEEK_TABLE1.get(row["dumps_used"])
             ctx.log(f"[dedup]   {row['dumps_used']:3d} dumps (to {row['last_dump']}): {row['docs']:>9,} docs, "
                     f"{row['removed']:>9,} removed = {row['rate']:.1%}" + (f"   DeepSeek: {ds:.1%}" if ds else ""))
+
+    @staticmethod
+    def _clustering_tasks(s: DedupSettings, n_edges: int, n_docs: int, limit: int) -> int:
+        """Tasks per clustering step: each holds about 1/n of the edges and documents."""
+        if s.component_tasks:
+            return s.component_tasks
+        return max(1, -(-max(n_edges * BYTES_PER_EDGE, n_docs * BYTES_PER_MEMBER) // limit))
 
     def process(self, unit: Unit, s: DedupSettings, sink: UnitSink) -> None:
         table = pq.read_table(sink.output / unit.inputs[0].path)
         sink.set_schema(extend_schema(table.schema, DUP_FIELDS))
         sink.count_in(table.num_rows)
-        dec = pq.read_table(sink.output / DECISIONS, columns=["doc", "survivor", "reason", "count"],
-                            filters=[("unit", "=", unit.key)]).to_pylist()
+        found = unit_decisions(sink.output, unit.key)
+        dec = found.select(["doc", "survivor", "reason", "count"]).to_pylist() if found is not None else []
         by_doc = {r["doc"]: r for r in dec}
         keys = doc_keys(unit.key, table.num_rows)       # as compute_signatures made them
         ids = table.column("id").to_pylist()
@@ -168,3 +251,28 @@ class DedupStage(Stage):
         bands, rows = s.band_params()
         sink.stats.update({"bands": bands, "rows": rows, "num_perm": s.num_perm, "ngram": s.ngram,
                            "scope": s.scope})
+
+
+def _add(stats: dict, results: list[dict]) -> None:
+    from curate.pipeline.shuffle import add_counts
+    add_counts(stats, results)
+
+
+def _docs_per_rank(rows_in: dict[str, int], keys: list[str], ranks: list[int]) -> list[int]:
+    from curate.stages.dedup.survivors import signature_file
+    n = [0] * (max(ranks) + 1 if ranks else 0)
+    for k, r in zip(keys, ranks):
+        n[r] += rows_in.get(signature_file(k), 0)
+    return n
+
+
+def _curve(dumps: list, docs_per_rank: list[int], removed) -> list[dict]:
+    """Dedup rate over the first k dumps; a dump without documents adds no row."""
+    rows, docs = [], 0
+    for k, d in enumerate(dumps):
+        if not docs_per_rank[k]:
+            continue
+        docs += docs_per_rank[k]
+        rows.append({"dumps_used": len(rows) + 1, "last_dump": d, "docs": int(docs), "removed": int(removed[k]),
+                     "rate": float(removed[k] / docs) if docs else 0.0})
+    return rows

@@ -68,7 +68,7 @@ def compute_signatures(output: str, unit, s) -> dict:
         meta = pq.read_metadata(sig_path).metadata or {}
         if meta.get(b"curate_fingerprint") == fp.encode():
             return {"unit": unit.key, "reused": True}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     score_col = score_column(s.survivor)
     names = pq.read_schema(out / unit.inputs[0].path).names
     cols = ["id", "dump", "text", "n_chars"]
@@ -113,4 +113,5 @@ def compute_signatures(output: str, unit, s) -> dict:
         "signature": pa.FixedSizeListArray.from_arrays(flat, s.num_perm),
     }).replace_schema_metadata({"curate_fingerprint": fp, "bands": str(bands), "rows": str(rows)})
     write_table_atomic(meta_table, sig_path)     # last: its fingerprint marks the shard done
-    return {"unit": unit.key, "reused": False, "docs": len(keys), "seconds": time.perf_counter() - t0}
+    return {"unit": unit.key, "reused": False, "docs": len(keys), "seconds": time.perf_counter() - t0,
+            "cpu_s": time.process_time() - c0}

@@ -1,33 +1,43 @@
-"""Step 3, one Ray task: clusters, survivors, decisions and the dedup-rate curve.
+"""Step 4: survivors, decisions and the dedup-rate curve, as tasks over ranges of cluster
+roots (labels.py gives every document in an edge its cluster's smallest key).
 
-Everything past the edges runs in DuckDB over an on-disk database with `memory_limit`
-set, so joins, aggregations and sorts spill to disk instead of growing: memory stays
-bounded whatever the number of documents or duplicates. The only in-process arrays are
-the union-find's (in memory only below the limit) and one batch of curve edges at a time.
+- members: the columns a survivor is chosen by (id, length, text hash, score, unit, dump
+  rank), from every signature file, merged into runs sorted by document key.
+- attach_roots, one task per range of document keys: the labels of its range joined with
+  its members and with the edges whose smaller end is in it; both written sorted by root.
+- by_root, one task per range of roots: each cluster's survivor by policy, the decisions
+  (one row per document with a duplicate: unit, doc, survivor id, reason or null for the
+  survivor, cluster size) sorted by unit, and the documents the first k dumps alone would
+  remove (the curve). A task holds only its clusters, within `components_memory`
+  (DuckDB spills beyond it).
 
-Writes _work/dedup/decisions.parquet: one row per document that has a duplicate
-(unit, doc, survivor id, reason or null for the survivor, cluster size), sorted by unit
-so each apply task reads only its own row groups.
+The decisions' runs are sorted by unit, so an apply task reads only its unit's row groups.
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curate.manifests.atomic import publish, temp_path_for
-from curate.manifests.views import sql_list, sql_str
-from curate.stages.dedup.buckets import EDGES
-from curate.stages.dedup.components import BYTES_PER_EDGE, labels_in_memory, labels_out_of_core, unions_by_step
-from curate.stages.dedup.signatures import WORK, signature_path
-from curate.pipeline.storage import ObjectPath, location, map_io, scratch_file
+from curate.manifests.atomic import write_bytes_atomic, write_table_atomic
+from curate.manifests.views import sql_str
+from curate.pipeline.shuffle import read_range, sorted_runs
+from curate.pipeline.storage import location, rmtree, scratch_file
+from curate.stages.dedup.components import labels_out_of_core, unions_by_step
+from curate.stages.dedup.signatures import WORK, _hash64
 
-DECISIONS = f"{WORK}/decisions.parquet"
+MEMBER_RUNS = f"{WORK}/runs/members"
+ROOTED = f"{WORK}/rooted"
+DECISIONS = f"{WORK}/decisions"
+DECISION_INDEX = f"{WORK}/decisions.json"
+# what the survivor choice reads of a signature file (not the signatures themselves)
+MEMBER_COLUMNS = ["doc", "id", "n_chars", "text_hash", "score"]
 CURVE_BATCH = 1_000_000
 _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
           "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
@@ -53,94 +63,128 @@ def _survivor_order(policy: str) -> str:
     return "{missing: score IS NULL, p: -score, id: id, doc: doc}"          # column:<name>, highest wins
 
 
-def resolve(output: str, unit_keys: list[str], s, n_edges: int) -> dict:
-    """Clusters from the edges, then survivors by policy, decisions and the curve."""
-    import duckdb
+def unit_id(unit_key: str) -> int:
+    """The 64-bit key decisions are sorted by (the unit's name beside it settles a clash)."""
+    return _hash64(unit_key)
+
+
+def signature_file(unit_key: str) -> str:
+    return f"{WORK}/signatures/{unit_key}.parquet"
+
+
+def member_runs(map_fn, output: str, unit_keys: list[str], ranks: list[int], stats: dict,
+                rows_in: dict) -> list[str]:
+    return sorted_runs(map_fn, output, [signature_file(k) for k in unit_keys], "doc", MEMBER_RUNS,
+                       columns=MEMBER_COLUMNS, presorted=False, stats=stats, rows_in=rows_in,
+                       constants=[{"unit": (pa.string(), k), "unit_id": (pa.int64(), unit_id(k)),
+                                   "rank": (pa.int32(), r)} for k, r in zip(unit_keys, ranks)])
+
+
+def _sorted_by(t: pa.Table, col: str) -> pa.Table:
+    return t.take(pc.sort_indices(t, [(col, "ascending")])) if t.num_rows else t
+
+
+def attach_roots(output: str, cx: list[str], cy: list[str], members: list[str], edges_y: list[str],
+                 lo: int, hi: int, dest_members: str, dest_edges: str) -> dict:
+    """Labels of the documents in [lo, hi] joined with their members and edges."""
+    t0 = time.process_time()
     out = location(output)
-    # DuckDB's database and spill files are local (in the work folder, or a local
-    # temporary folder when the output is in object storage)
-    work = scratch_file("dedup-work") if isinstance(out, ObjectPath) else out / WORK
+    lab = read_range(out, cx, "x", lo, hi, columns=["x", "y"])
+    roots = read_range(out, cy, "y", lo, hi, columns=["y"])
+    nodes = [lab.column("x").to_numpy()] if lab is not None else []
+    labels = [lab.column("y").to_numpy()] if lab is not None else []
+    if roots is not None:
+        r = np.unique(roots.column("y").to_numpy())
+        nodes.append(r)
+        labels.append(r)
+    node = np.concatenate(nodes) if nodes else np.empty(0, np.int64)
+    root = np.concatenate(labels) if labels else np.empty(0, np.int64)
+    o = np.argsort(node, kind="stable")
+    node, root = node[o], root[o]
+    node, first = np.unique(node, return_index=True)      # a node can be given twice (duplicate edges)
+    root = root[first]
+
+    def lookup(keys):
+        at = np.minimum(np.searchsorted(node, keys), max(len(node) - 1, 0))
+        hit = (node[at] == keys) if len(node) else np.zeros(len(keys), bool)
+        return at, hit
+    m = read_range(out, members, "doc", lo, hi) if len(node) else None
+    n_members = 0
+    if m is not None:
+        at, hit = lookup(m.column("doc").to_numpy())
+        m = m.filter(pa.array(hit)).append_column("root", pa.array(root[at[hit]]))
+        n_members = m.num_rows
+        write_table_atomic(_sorted_by(m, "root"), out / dest_members, row_group_size=65_536)
+    e = read_range(out, edges_y, "y", lo, hi) if len(node) else None
+    if e is not None:
+        at, hit = lookup(e.column("y").to_numpy())
+        if not hit.all():
+            raise RuntimeError(f"{int((~hit).sum())} edge ends in [{lo}, {hi}] have no cluster label")
+        e = e.append_column("root", pa.array(root[at]))
+        write_table_atomic(_sorted_by(e, "root"), out / dest_edges, row_group_size=65_536)
+    return {"members": n_members, "opens": len(cx) + len(cy) + len(members) + len(edges_y),
+            "writes": int(m is not None) + int(e is not None), "cpu_s": time.process_time() - t0}
+
+
+def by_root(output: str, members: list[str], edges: list[str], lo: int, hi: int, policy: str,
+            n_dumps: int, dest: str, memory_limit: int, batch: int = CURVE_BATCH) -> dict:
+    """Survivors, decisions and curve counts of the clusters whose root is in [lo, hi]."""
+    import duckdb
+    t0 = time.process_time()
+    out = location(output)
+    m = read_range(out, members, "root", lo, hi)
+    result = {"in_clusters": 0, "clusters": 0, "removed": [0] * n_dumps, "opens": len(members) + len(edges),
+              "writes": 0}
+    if m is None:
+        result["cpu_s"] = time.process_time() - t0
+        return result
+    work = scratch_file("dedup-by-root")
     work.mkdir(parents=True, exist_ok=True)
-    db, spill = work / "components.duckdb", work / "spill"
-    for p in (db, db.with_name(db.name + ".wal")):
-        p.unlink(missing_ok=True)                 # a killed run's database: start over
-    shutil.rmtree(spill, ignore_errors=True)
-    limit = memory_bytes(s.components_memory)
-    mode = s.components
-    if mode == "auto":
-        mode = "memory" if n_edges * BYTES_PER_EDGE <= limit else "disk"
-    t0 = time.perf_counter()
-    phases = []
-
-    def phase(name):
-        phases.append((name, round(time.perf_counter() - t0, 2), round(_peak_rss_mb())))
-    if isinstance(out, ObjectPath):       # DuckDB reads local copies: no round trips per row group
-        edges_glob, sig_files = _stage_locally(out, unit_keys, work / "staged")
-    else:
-        edges_glob, sig_files = out / EDGES / "part-*.parquet", [str(signature_path(out, k)) for k in unit_keys]
-    con = duckdb.connect(str(db))
+    con = duckdb.connect()
     try:
-        con.execute(f"SET memory_limit = '{limit}B'")
-        con.execute(f"SET temp_directory = {sql_str(spill)}")
+        con.execute(f"SET memory_limit = '{memory_limit}B'")
+        con.execute(f"SET temp_directory = {sql_str(work / 'spill')}")
         con.execute("SET preserve_insertion_order = false")
-        edges_sql = f"read_parquet({sql_str(edges_glob)})"
-        if mode == "memory":
-            rounds = labels_in_memory(con, edges_sql)
-        else:
-            rounds = labels_out_of_core(con, edges_sql)
-        phase("labels")
-
-        con.execute("CREATE TABLE files (filename VARCHAR, unit VARCHAR)")
-        con.executemany("INSERT INTO files VALUES (?, ?)", list(zip(sig_files, unit_keys)))
-        sigs = f"read_parquet({sql_list(sig_files)}, filename = true)"
-        # dump names sort by time (CC-MAIN-2024-10 < CC-MAIN-2024-18)
-        dump_docs = con.execute(f"SELECT dump, count(*) FROM {sigs} GROUP BY dump ORDER BY dump").fetchall()
-        dumps = [d for d, _ in dump_docs]
-        con.execute("CREATE TABLE ranks (dump VARCHAR, rank INTEGER)")
-        con.executemany("INSERT INTO ranks VALUES (?, ?)", [(d, i) for i, d in enumerate(dumps)])
-        con.execute(f"""CREATE TABLE members AS
-            SELECT l.root, s.doc, s.id, s.n_chars, s.text_hash, s.score, f.unit, r.rank
-            FROM {sigs} s JOIN labels l ON l.node = s.doc
-                 JOIN files f ON f.filename = s.filename JOIN ranks r ON r.dump IS NOT DISTINCT FROM s.dump""")
-        phase("members")
-        order = _survivor_order(s.survivor)
+        con.register("members", m)
+        order = _survivor_order(policy)
         con.execute(f"""CREATE TABLE surv AS
             SELECT root, arg_min(doc, {order}) AS sdoc, arg_min(id, {order}) AS sid,
-                   arg_min(text_hash, {order}) AS shash,
-                   count(*)::INTEGER AS n
+                   arg_min(text_hash, {order}) AS shash, count(*)::INTEGER AS n
             FROM members GROUP BY root""")
-        phase("survivors")
-        decisions = out / DECISIONS
-        tmp = temp_path_for(decisions)
-        try:
-            con.execute(f"""COPY (
-                SELECT m.unit, m.doc, v.sid AS survivor,
-                       CASE WHEN m.doc = v.sdoc THEN NULL
-                            WHEN m.text_hash = v.shash THEN 'exact_duplicate'
-                            ELSE 'near_duplicate' END AS reason,
-                       v.n AS count
-                FROM members m JOIN surv v USING (root) ORDER BY m.unit, m.doc)
-                TO {sql_str(tmp)} (FORMAT parquet, ROW_GROUP_SIZE 65536)""")
-            publish(tmp, decisions)
-            phase("decisions")
-        finally:
-            tmp.unlink(missing_ok=True)
-        in_clusters, clusters = con.execute("SELECT (SELECT count(*) FROM members), (SELECT count(*) FROM surv)").fetchall()[0]
-        removed = _removed_by_dump(con, edges_sql, len(dumps))
-        phase("curve")
+        decisions = con.execute("""
+            SELECT m.unit_id, m.unit, m.doc, v.sid AS survivor,
+                   CASE WHEN m.doc = v.sdoc THEN NULL
+                        WHEN m.text_hash = v.shash THEN 'exact_duplicate'
+                        ELSE 'near_duplicate' END AS reason,
+                   v.n AS count
+            FROM members m JOIN surv v USING (root) ORDER BY m.unit_id, m.unit, m.doc""").to_arrow_table()
+        write_table_atomic(decisions, out / dest, row_group_size=65_536)
+        result["in_clusters"] = m.num_rows
+        result["clusters"] = con.execute("SELECT count(*) FROM surv").fetchall()[0][0]
+        e = read_range(out, edges, "root", lo, hi)
+        if e is not None:
+            con.register("rooted_edges", e)
+            con.execute("CREATE TABLE curve_edges AS SELECT root, y AS a, x AS b, step FROM rooted_edges")
+            result["removed"] = removed_by_dump(con, n_dumps, batch).tolist()
+        result["writes"] = 1
     finally:
         con.close()
-        db.unlink(missing_ok=True)
-        db.with_name(db.name + ".wal").unlink(missing_ok=True)
-        shutil.rmtree(spill, ignore_errors=True)
-        if isinstance(out, ObjectPath):
-            shutil.rmtree(work, ignore_errors=True)
-    docs = np.cumsum([n for _, n in dump_docs])
-    curve = [{"dumps_used": k + 1, "last_dump": dumps[k], "docs": int(docs[k]), "removed": int(removed[k]),
-              "rate": float(removed[k] / docs[k]) if docs[k] else 0.0} for k in range(len(dumps))]
-    return {"mode": mode, "rounds": rounds, "edges": n_edges, "in_clusters": int(in_clusters),
-            "clusters": int(clusters), "removed": int(in_clusters - clusters), "curve": curve,
-            "seconds": time.perf_counter() - t0, "phases": phases}
+        shutil.rmtree(work, ignore_errors=True)
+    result["cpu_s"] = time.process_time() - t0
+    return result
+
+
+def write_decision_index(output: str, runs: list[str]) -> None:
+    write_bytes_atomic(json.dumps({"runs": runs}).encode(), location(output) / DECISION_INDEX)
+
+
+def unit_decisions(output, unit_key: str) -> pa.Table | None:
+    """The decisions of one input unit: only its row groups of the decisions' runs."""
+    out = location(output)
+    runs = json.loads((out / DECISION_INDEX).read_text())["runs"]
+    h = unit_id(unit_key)
+    t = read_range(out, runs, "unit_id", h, h, columns=["unit_id", "unit", "doc", "survivor", "reason", "count"])
+    return t.filter(pc.equal(t.column("unit"), unit_key)) if t is not None else None
 
 
 def _peak_rss_mb() -> float:
@@ -149,37 +193,11 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-# what resolve reads of a signature file (not the signatures themselves)
-MEMBER_COLUMNS = ["doc", "id", "dump", "n_chars", "text_hash", "score"]
-
-
-def _stage_locally(out: ObjectPath, unit_keys: list[str], folder) -> tuple[str, list[str]]:
-    """Copy the edges and the member columns of every signature file from object storage
-    to the local folder (side by side); (edges glob, signature files) there."""
-    edges_dir = folder / "edges"
-    edges_dir.mkdir(parents=True, exist_ok=True)
-    parts = list((out / EDGES).glob("part-*.parquet"))
-    map_io(lambda p: p.download(edges_dir / p.name), parts, out)
-    sig_dir = folder / "signatures"
-    sig_dir.mkdir(parents=True, exist_ok=True)
-    local = [str(sig_dir / f"{i:06d}.parquet") for i in range(len(unit_keys))]
-
-    def fetch(i):
-        pq.write_table(pq.read_table(signature_path(out, unit_keys[i]), columns=MEMBER_COLUMNS), local[i])
-    map_io(fetch, list(range(len(unit_keys))), out)
-    if not parts:           # no edges at all: an empty file keeps the SQL the same
-        pq.write_table(pa.table({"a": pa.array([], pa.int64()), "b": pa.array([], pa.int64())}),
-                       edges_dir / "part-00000.parquet")
-    return str(edges_dir / "part-*.parquet"), local
-
-
-def _removed_by_dump(con, edges_sql: str, n_dumps: int, batch: int = CURVE_BATCH) -> np.ndarray:
-    """Documents dedup over the first k dumps would remove, k = 1..n: union-find adding
-    edges in dump order, per cluster. Clusters are streamed in root order, a batch of
-    edges at a time; a cluster with more edges than a batch is done inside DuckDB."""
-    con.execute(f"""CREATE OR REPLACE TABLE curve_edges AS
-        SELECT ma.root, e.a, e.b, greatest(ma.rank, mb.rank) AS step
-        FROM {edges_sql} e JOIN members ma ON ma.doc = e.a JOIN members mb ON mb.doc = e.b""")
+def removed_by_dump(con, n_dumps: int, batch: int = CURVE_BATCH) -> np.ndarray:
+    """Documents dedup over the first k dumps would remove, k = 1..n, from the table
+    curve_edges(root, a, b, step): union-find adding edges in dump order, per cluster.
+    Clusters are streamed in root order, a batch of edges at a time; a cluster with more
+    edges than a batch is done inside DuckDB."""
     con.execute(f"""CREATE OR REPLACE TABLE giants AS
         SELECT root FROM curve_edges GROUP BY root HAVING count(*) > {int(batch)}""")
     removed = np.zeros(n_dumps, dtype=np.int64)

@@ -18,9 +18,10 @@ or worker. A document's first copy (or its drop) goes to its home shard by a has
 (seed, id), further copies by a hash of (seed, id, copy), and each shard is ordered by a
 hash: shuffled across dumps, deterministically.
 
-The shuffle has two steps, so no output shard reads the whole input: in prepare, one
-Ray task per input shard writes its rows grouped by output shard, one row group each
-(_work/remix/scatter/); each output unit then reads only its row group of each file.
+The shuffle opens input shards + output shards, never their product: in prepare, one Ray
+task per input shard writes its rows sorted by a 64-bit key (output shard in the top 24
+bits, the order hash below), the scattered files are merged into at most FAN_IN sorted
+runs (pipeline/shuffle.py), and each output unit reads only its key range of each run.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ import hashlib
 import json
 import math
 import shutil
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -35,11 +37,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curate.manifests.atomic import atomic_path, write_bytes_atomic
+from curate.manifests.atomic import write_bytes_atomic, write_table_atomic
 from curate.manifests.manifest import FINISHED, read_rows
 from curate.pipeline.config import at_least, between, positive, setting
 from curate.pipeline.schema import with_columns
 from curate.pipeline.stage import InputRef, PlanContext, Stage, Unit, UnitSink, fingerprint
+from curate.pipeline.shuffle import add_counts, ROW_GROUP_BYTES, ROW_GROUP_ROWS, read_range, sorted_runs
 from curate.pipeline.storage import location, map_io, rmtree
 
 DEFAULT_CATEGORIES = {
@@ -58,9 +61,11 @@ PLAN_FILE = "_work/remix/plan.json"
 # documents are still accounted for (remix:language_not_in_mix), never silently gone.
 NO_MIX = "_none"
 SCATTER = "_work/remix/scatter"
-ORDER_FIELD = pa.field("_order", pa.float64())         # the shuffle key, dropped before writing
-ROUTE_FIELDS = [ORDER_FIELD, pa.field("_target", pa.string()),          # scatter-only columns
-                pa.field("_reason", pa.string()), pa.field("_detail", pa.string())]
+SCATTER_RUNS = "_work/remix/runs"
+STEPS = "reports/remix_steps.json"     # per step: tasks, CPU, files opened (tools/bench_scale.py)
+KEY_FIELD = pa.field("_key", pa.uint64())      # output shard << ORDER_BITS | order hash: the shuffle key
+ORDER_BITS = 40
+ROUTE_FIELDS = [KEY_FIELD, pa.field("_reason", pa.string()), pa.field("_detail", pa.string())]   # scatter-only
 FIELDS = [pa.field("site", pa.string()), pa.field("category", pa.string()), pa.field("copy", pa.int32())]
 
 
@@ -271,8 +276,18 @@ class RemixStage(Stage):
             counts[lang] = counts.get(lang, 0) + 1
         plan_fp = fingerprint(self, s, ctx.units[0].inputs)
         rmtree(out / SCATTER)
-        ctx.map(scatter_shard, [(str(out), p, i, s, rates, counts, plan_fp) for i, p in enumerate(inputs)])
-        write_bytes_atomic(json.dumps({"rates": rates, "shards": counts, "inputs": inputs,
+        steps = {"scatter": {}, "runs": {}}
+        t0 = time.perf_counter()
+        add_counts(steps["scatter"], ctx.map(scatter_shard, [(str(out), p, i, s, rates, counts, plan_fp)
+                                                             for i, p in enumerate(inputs)]))
+        t1 = time.perf_counter()
+        runs = sorted_runs(ctx.map, str(out), [f"{SCATTER}/{i:05d}.parquet" for i in range(len(inputs))],
+                           "_key", SCATTER_RUNS, stats=steps["runs"])
+        steps["scatter"]["wall_s"], steps["runs"]["wall_s"] = round(t1 - t0, 3), round(time.perf_counter() - t1, 3)
+        steps["units"] = {"tasks": len(ctx.units), "opens": len(ctx.units) * (len(runs) + 2)}
+        write_bytes_atomic(json.dumps({"steps": steps, "inputs": len(inputs), "runs": len(runs)}).encode(),
+                           out / STEPS)
+        write_bytes_atomic(json.dumps({"rates": rates, "shards": counts, "n_inputs": len(inputs), "runs": runs,
                                        "fingerprint": plan_fp}).encode(), out / PLAN_FILE)
         total_out = sum(rates[l].get(c, 0) * n for l in chars for c, n in chars[l].items()) or 1
         ctx.log("[remix] mixture (share of characters): language  input -> expected  (target)")
@@ -292,14 +307,18 @@ class RemixStage(Stage):
         plan_fp = fingerprint(self, s, unit.inputs)
         if plan["fingerprint"] != plan_fp:
             raise RuntimeError(f"{PLAN_FILE} belongs to another plan; rerun the stage")
-        pieces, schema = [], None
-        for index in range(len(plan["inputs"])):
-            part = _read_target(sink.output / SCATTER / f"{index:05d}.parquet", unit.key, plan_fp)
-            schema = schema or part.schema
-            pieces.append(part.select(schema.names).cast(schema) if part.schema != schema else part)
-        if not pieces:
+        index = target_index(plan["shards"], unit.key)
+        table = read_range(sink.output, plan["runs"], KEY_FIELD.name, index << ORDER_BITS,
+                           ((index + 1) << ORDER_BITS) - 1)
+        for run in plan["runs"][:1]:
+            meta = pq.read_schema(sink.output / run).metadata or {}
+            if meta.get(b"curate_plan") != plan_fp.encode():
+                raise RuntimeError(f"{run} was scattered for another plan; rerun the stage")
+        if table is None:
+            table = pq.read_schema(sink.output / plan["runs"][0]).empty_table() if plan["runs"] else None
+        if table is None:
             raise RuntimeError("remix has no input shards")
-        table = pa.concat_tables(pieces, promote_options="default").sort_by("_order")
+        table = table.sort_by(KEY_FIELD.name)
         reasons = table.column("_reason")
         dropped = table.filter(reasons.is_valid())
         for did, reason, detail, dump, url in zip(*(dropped.column(c).to_pylist()
@@ -315,33 +334,31 @@ class RemixStage(Stage):
         sink.repeats = docs.num_rows - firsts
 
 
-def _read_target(path, key: str, plan_fp: str) -> pa.Table:
-    """The row group of one scatter file that belongs to output shard `key` (or none)."""
-    pf = pq.ParquetFile(path)
-    if (pf.schema_arrow.metadata or {}).get(b"curate_plan") != plan_fp.encode():
-        raise RuntimeError(f"{path} was scattered for another plan; rerun the stage")
-    col = pf.schema_arrow.get_field_index("_target")
-    groups = []
-    for g in range(pf.num_row_groups):
-        stats = pf.metadata.row_group(g).column(col).statistics
-        if stats is not None and stats.has_min_max and stats.min == key == stats.max:
-            groups.append(g)
-    return pf.read_row_groups(groups) if groups else pf.schema_arrow.empty_table()
+def target_index(shards: dict[str, int], key: str) -> int:
+    """An output shard's place among all of them (languages in name order, then part)."""
+    lang, part = key.split("/")
+    return sum(n for l, n in shards.items() if l < lang) + int(part.split("-")[1])
+
+
+def shuffle_key(index: int, order: float) -> int:
+    return (index << ORDER_BITS) | int(order * (1 << ORDER_BITS))
 
 
 def scatter_shard(output: str, path: str, index: int, s: RemixSettings, rates: dict,
-                  shards: dict[str, int], plan_fp: str) -> int:
+                  shards: dict[str, int], plan_fp: str) -> dict:
     """One input shard (a Ray task): every document's copies, or its drop, routed to an
-    output shard; written sorted by output shard, one row group per shard."""
+    output shard; written sorted by the shuffle key (output shard, then order)."""
+    c0 = time.process_time()
     out = location(output)
     t = pq.read_table(out / path)
     langs = t.column("lang").to_pylist() if "lang" in t.column_names else ["und"] * t.num_rows
     first_lang = min(shards)
-    take, cols = [], {k: [] for k in ("site", "category", "copy", "_order", "_target", "_reason", "_detail")}
+    take, cols = [], {k: [] for k in ("site", "category", "copy", "_key", "_reason", "_detail")}
 
     def route(i, site, cat, copy, target, reason=None, detail=None, salt=None):
         take.append(i)
-        for k, v in zip(cols, (site, cat, copy, unit_hash(s.seed, salt, copy, "order"), target, reason, detail)):
+        key = shuffle_key(target_index(shards, target), unit_hash(s.seed, salt, copy, "order"))
+        for k, v in zip(cols, (site, cat, copy, key, reason, detail)):
             cols[k].append(v)
     weights = dup_weights(t, s)
     for i, (did, dl, url) in enumerate(zip(t.column("id").to_pylist(), langs, t.column("url").to_pylist())):
@@ -361,15 +378,9 @@ def scatter_shard(output: str, path: str, index: int, s: RemixSettings, rates: d
             j = home if c == 0 else int(unit_hash(s.seed, did, c, "shard") * n)
             route(i, site, cat, c, f"{dl}/part-{j:05d}", salt=did)
     routed = with_columns(t.take(pa.array(take, pa.int64())), FIELDS + ROUTE_FIELDS, list(cols.values()))
-    routed = routed.sort_by([("_target", "ascending"), ("_order", "ascending")])
+    routed = routed.sort_by(KEY_FIELD.name)
     routed = routed.replace_schema_metadata({**(routed.schema.metadata or {}), "curate_plan": plan_fp})
-    targets = routed.column("_target").to_pylist()
-    starts = [0] + [r for r in range(1, len(targets)) if targets[r] != targets[r - 1]] + [len(targets)]
-    with atomic_path(out / SCATTER / f"{index:05d}.parquet") as tmp:
-        with pq.ParquetWriter(tmp, routed.schema) as writer:
-            for a, b in zip(starts, starts[1:]):
-                if b > a:
-                    writer.write_table(routed.slice(a, b - a), row_group_size=b - a)
-            if not targets:
-                writer.write_table(routed)
-    return routed.num_rows
+    per_row = max(1, routed.nbytes // max(1, routed.num_rows))
+    write_table_atomic(routed, out / SCATTER / f"{index:05d}.parquet",
+                       row_group_size=max(1, min(ROW_GROUP_ROWS, ROW_GROUP_BYTES // per_row)))
+    return {"rows": routed.num_rows, "opens": 1, "writes": 1, "cpu_s": time.process_time() - c0}
