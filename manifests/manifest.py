@@ -1,20 +1,39 @@
-"""Manifest rows: one per output shard (a stage's unit of work), stored as Parquet parts.
+"""Manifest rows: one per output shard (a stage's unit of work), kept in a few Parquet files
+per stage.
 
-Layout: `<output>/manifests/<stage>/<unit>.parquet`, one single-row file per unit, so
-that parallel workers never write the same file and a rerun of one unit replaces just
-its row. DuckDB reads them all with `read_parquet('<output>/manifests/*/*.parquet')`.
-A shard without a manifest row does not exist: the row is written after the shard.
+Layout, per stage, in `<output>/manifests/<stage>/`:
+
+- `<unit>.parquet`: a loose part, one row, written by the worker that ran the unit (or by
+  the driver for a unit that failed). Workers never write the same file; a rerun of a unit
+  replaces its part. A shard without a manifest row does not exist: the row comes last.
+- `_rows-<seq>.parquet`: compacted rows of many units, written by the driver alone (it
+  holds the output lock). It merges finished units' parts into a new compacted file as a
+  stage runs, and all of the stage's files into one at the stage's end, then deletes what
+  it merged. A stage that finished is one file, however many units it has.
+
+A unit's row is its newest: loose parts are newer than every compacted file (a part is
+only merged after its unit finished, and a rerun writes a new part), and a compacted file
+with a higher sequence number is newer than one with a lower. Readers list the folder once
+and read what the listing names; if a file went away meanwhile (a compaction merged it)
+they list again, so a reader never misses a row and, taking the newest per unit, never
+sees one twice. Plain DuckDB gets the same with (README):
+
+    SELECT * EXCLUDE (filename) FROM read_parquet('OUT/manifests/*/*.parquet', filename = true)
+    QUALIFY row_number() OVER (PARTITION BY stage, unit
+                               ORDER BY contains(filename, '/_rows-'), filename DESC) = 1
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate.manifests.atomic import write_table_atomic
@@ -109,18 +128,29 @@ def manifest_dir(output, stage: str):
     return location(output) / "manifests" / stage
 
 
+COMPACTED_PREFIX = "_rows-"
+_COMPACTED = re.compile(r"^_rows-(\d{12})\.parquet$")
+
+
+def compacted_name(seq: int) -> str:
+    return f"{COMPACTED_PREFIX}{seq:012d}.parquet"
+
+
+def rows_table(rows: list[ManifestRow]) -> pa.Table:
+    recs = []
+    for row in rows:
+        rec = asdict(row)
+        rec["inputs"] = [printable(p) for p in rec["inputs"]]
+        rec["error"] = printable(rec["error"])
+        recs.append(rec)
+    return pa.Table.from_pylist(recs, schema=MANIFEST_SCHEMA)
+
+
 def write_row(output: str | Path, row: ManifestRow) -> Path:
+    """The unit's loose part (see the module's docstring)."""
     path = manifest_dir(output, row.stage) / unit_file_name(row.unit)
-    rec = asdict(row)
-    rec["inputs"] = [printable(p) for p in rec["inputs"]]
-    rec["error"] = printable(rec["error"])
-    table = pa.Table.from_pylist([rec], schema=MANIFEST_SCHEMA)
-    write_table_atomic(table, path)
+    write_table_atomic(rows_table([row]), path)
     return path
-
-
-def remove_row(output: str | Path, stage: str, unit: str) -> None:
-    (manifest_dir(output, stage) / unit_file_name(unit)).unlink(missing_ok=True)
 
 
 CORRUPT_DIR = ".corrupt"
@@ -132,8 +162,8 @@ def _warn(message: str) -> None:
 
 
 def quarantine(part, why: str, warn=_warn):
-    """Move an unreadable manifest part aside (manifests/<stage>/.corrupt/), so that its
-    unit counts as missing (a rerun redoes it) and every command keeps working."""
+    """Move an unreadable manifest file aside (manifests/<stage>/.corrupt/), so that its
+    units count as missing (a rerun redoes them) and every command keeps working."""
     dest = part.parent / CORRUPT_DIR / f"{part.name}.{utcnow().strftime('%Y%m%dT%H%M%S%f')}"
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -144,49 +174,179 @@ def quarantine(part, why: str, warn=_warn):
             os.replace(part, dest)
     except FileNotFoundError:           # another reader moved it first
         return dest
-    warn(f"manifest part {part} is unreadable ({why}); moved to {dest}: its unit counts as "
-         "missing and the next run redoes it")
+    warn(f"manifest part {part} is unreadable ({why}); moved to {dest}: its units count as "
+         "missing and the next run redoes them")
     return dest
 
 
-def read_part(part, warn=_warn) -> list[ManifestRow]:
-    names = set(MANIFEST_SCHEMA.names)
-    try:
-        # the whole small file in one read, parsed from memory: a fifth of read_table's
-        # cost (no dataset discovery), one GET in object storage
-        table = pq.ParquetFile(pa.BufferReader(part.read_bytes())).read(use_threads=False)
-        missing = [c for c in REQUIRED if c not in table.column_names]
-        if missing:
-            raise ValueError(f"no column {', '.join(missing)}")
-        rows = [ManifestRow(**{k: v for k, v in rec.items() if k in names}) for rec in table.to_pylist()]
-        if any(r.unit is None or r.fingerprint is None or r.status is None for r in rows):
+class _Moved(Exception):
+    """A listed manifest file is gone: a compaction merged it meanwhile; list again."""
+
+
+def _conform(table: pa.Table) -> pa.Table:
+    """The manifest schema, whatever an older writer left out."""
+    missing = [c for c in REQUIRED if c not in table.column_names]
+    if missing:
+        raise ValueError(f"no column {', '.join(missing)}")
+    cols = []
+    for f in MANIFEST_SCHEMA:
+        col = table.column(f.name) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+        cols.append(col.cast(f.type))
+    for name in REQUIRED:
+        if table.num_rows and table.column(name).null_count:
             raise ValueError("a row lacks its unit, fingerprint or status")
-        return rows
+    return pa.Table.from_arrays(cols, schema=MANIFEST_SCHEMA)
+
+
+def _read_file(path, warn) -> pa.Table | None:
+    """One manifest file as a table in the manifest schema; None when it was damaged (it
+    is moved aside). Raises _Moved when it is gone."""
+    try:
+        # the whole file in one read, parsed from memory: a fifth of read_table's cost
+        # for a small part (no dataset discovery), one GET in object storage
+        data = path.read_bytes()
     except FileNotFoundError:
-        return []
+        raise _Moved(str(path)) from None
+    try:
+        return _conform(pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False))
     except Exception as exc:            # any damage: truncated, random bytes, wrong schema
-        quarantine(part, f"{type(exc).__name__}: {str(exc)[:200]}", warn)
-        return []
+        quarantine(path, f"{type(exc).__name__}: {str(exc)[:200]}", warn)
+        return None
+
+
+@dataclass
+class StageFiles:
+    compacted: list = field(default_factory=list)     # (seq, path), oldest first
+    parts: list = field(default_factory=list)         # loose parts, by name
+
+    @property
+    def next_seq(self) -> int:
+        return (self.compacted[-1][0] + 1) if self.compacted else 1
+
+
+def stage_files(output, stage: str) -> StageFiles:
+    """One listing of the stage's manifest folder."""
+    folder = manifest_dir(output, stage)
+    found = StageFiles()
+    try:
+        entries = list_dir(str(folder))
+    except FileNotFoundError:
+        return found
+    for e in entries:
+        if e.is_dir or not e.name.endswith(".parquet"):
+            continue            # .corrupt/, temporaries
+        m = _COMPACTED.match(e.name)
+        if m:
+            found.compacted.append((int(m.group(1)), folder / e.name))
+        elif not e.name.startswith("."):
+            found.parts.append(folder / e.name)
+    found.compacted.sort(key=lambda x: x[0])
+    return found
+
+
+def newest_per_unit(tables: list[pa.Table]) -> pa.Table:
+    """The last row of each unit across tables given oldest first, sorted by unit."""
+    tables = [t for t in tables if t is not None and t.num_rows]
+    if not tables:
+        return MANIFEST_SCHEMA.empty_table()
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    if len(tables) > 1 or len(pc.unique(table.column("unit"))) != table.num_rows:
+        order = pa.array(range(table.num_rows), pa.int64())
+        last = (pa.table({"unit": table.column("unit"), "_i": order})
+                .group_by("unit", use_threads=False).aggregate([("_i", "max")]))
+        table = table.take(last.column("_i_max"))
+    return table.sort_by("unit")
+
+
+def _read_files(files: StageFiles, folder, warn) -> pa.Table:
+    compacted = [_read_file(p, warn) for _, p in files.compacted]
+    parts = map_io(lambda p: _read_file(p, warn), files.parts, folder)
+    return newest_per_unit(compacted + parts)
+
+
+def read_table(output, stage: str, warn=_warn) -> pa.Table:
+    """Every unit's newest row of a stage, as a table sorted by unit. A damaged file is
+    named, moved aside and its units left out (missing), instead of making every command
+    fail."""
+    folder = manifest_dir(output, stage)
+    for _ in range(20):
+        files = stage_files(output, stage)
+        try:
+            return _read_files(files, folder, warn)
+        except _Moved:
+            continue            # a compaction merged what was listed: list again
+    raise RuntimeError(f"{folder}: its files kept changing while read (20 listings)")
+
+
+def to_rows(table: pa.Table) -> dict[str, ManifestRow]:
+    return {rec["unit"]: ManifestRow(**rec) for rec in table.to_pylist()}
 
 
 def read_rows(output: str | Path, stage: str, warn=_warn) -> dict[str, ManifestRow]:
-    """All manifest rows of a stage, keyed by unit. A damaged part is named, moved aside
-    and its unit left out (missing), instead of making every command fail."""
-    folder = manifest_dir(output, stage)
-    rows: dict[str, ManifestRow] = {}
-    if not folder.exists():
-        return rows
-    parts = sorted(folder.glob("*.parquet"))
-    # one small object per unit: in object storage, read side by side
-    for part_rows in map_io(lambda p: read_part(p, warn), parts, folder):
-        for row in part_rows:
-            rows[row.unit] = row
-    return rows
+    """All manifest rows of a stage as objects, keyed by unit."""
+    return to_rows(read_table(output, stage, warn))
 
 
-def read_all_rows(output: str | Path, warn=_warn) -> list[ManifestRow]:
+def stages_recorded(output) -> list[str]:
     root = location(output) / "manifests"
     if not root.exists():
         return []
-    return [row for d in list_dir(str(root)) if d.is_dir
-            for row in read_rows(output, d.name, warn).values()]
+    return [d.name for d in list_dir(str(root)) if d.is_dir]
+
+
+def read_all_table(output, warn=_warn) -> pa.Table:
+    """Every stage's rows in one table."""
+    tables = [read_table(output, stage, warn) for stage in stages_recorded(output)]
+    tables = [t for t in tables if t.num_rows]
+    return pa.concat_tables(tables) if tables else MANIFEST_SCHEMA.empty_table()
+
+
+def read_all_rows(output: str | Path, warn=_warn) -> list[ManifestRow]:
+    return [ManifestRow(**rec) for rec in read_all_table(output, warn).to_pylist()]
+
+
+def compact(output, stage: str, units=None, drop=(), warn=_warn) -> int:
+    """Merge manifest files of a stage; only the driver that holds the output lock calls
+    this, and only for units none of its tasks is running.
+
+    `units` given: those units' loose parts go into one new compacted file (older
+    compacted files stay). `units` None: everything (compacted files and loose parts)
+    goes into one file, less the units in `drop` (outputs the runner removed); with
+    nothing to merge, nothing is written. Returns the number of files merged away."""
+    folder = manifest_dir(output, stage)
+    drop = set(drop)
+    for _ in range(20):
+        files = stage_files(output, stage)
+        if units is not None:
+            wanted = {unit_file_name(u) for u in units}
+            files = StageFiles(files.compacted, [p for p in files.parts if p.name in wanted])
+            if not files.parts:
+                return 0
+            sources, older = files.parts, []
+        else:
+            if not files.parts and len(files.compacted) <= 1 and not drop:
+                return 0
+            sources = files.parts + [p for _, p in files.compacted]
+            older = files.compacted
+        try:
+            if units is not None:
+                merged = newest_per_unit(map_io(lambda p: _read_file(p, warn), files.parts, folder))
+            else:
+                merged = _read_files(files, folder, warn)
+        except _Moved:
+            continue
+        before = merged.num_rows
+        if drop:
+            merged = merged.filter(pc.invert(pc.is_in(merged.column("unit"), pa.array(sorted(drop), pa.string()))))
+        if units is None and not files.parts and len(files.compacted) == 1 and merged.num_rows == before:
+            return 0            # nothing dropped after all: the one file stays as it is
+        if merged.num_rows:
+            write_table_atomic(merged, folder / compacted_name(files.next_seq), compression="zstd")
+        # the new file holds every row of what it merged: delete those, parts last (a
+        # reader that lists now sees the new file, and takes the newest row per unit)
+        for _, path in older:
+            path.unlink(missing_ok=True)
+        map_io(lambda p: p.unlink(missing_ok=True), sources if units is not None else files.parts, folder)
+        return len(sources)
+    raise RuntimeError(f"{folder}: its files kept changing while compacted")
+

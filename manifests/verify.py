@@ -6,6 +6,7 @@ unit, and `curate verify [--deep]` checks every row and marks the damaged ones s
 """
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,20 +33,40 @@ def extra_files(row: ManifestRow) -> dict[str, tuple[int, str]]:
     return {rel: (size, digest) for rel, (size, digest) in row.stats_dict.get("files", {}).items()}
 
 
-def listed_sizes(output, stage: str, rows=()) -> dict[str, int] | None:
+def listed_sizes(output, stage: str, rows=()) -> dict[str, int]:
     """{relative path: size} of a stage's shards and rejects (and the further files its
-    `rows` name) from a listing per folder, for an output in object storage (one request
-    per thousand files instead of one per file); None for a local output, where a stat per
-    file is cheap."""
+    `rows` name), from a listing per folder: in object storage one request per thousand
+    files instead of one per file; on a local disk one directory scan per folder."""
     out = location(output)
-    if not isinstance(out, ObjectPath):
-        return None
-    sizes = {}
+    sizes: dict[str, int] = {}
     extra = sorted({rel.split("/", 1)[0] for r in rows for rel in extra_files(r)})
     for sub in (stage, f"rejects/{stage}", *extra):
-        for rel, size in (out / sub).listing().items():
+        for rel, size in listing(out / sub).items():
             sizes[f"{sub}/{rel}"] = size
     return sizes
+
+
+def listing(folder) -> dict[str, int]:
+    """{path below folder: size} of every file under it (recursive); {} when it is absent."""
+    if isinstance(folder, ObjectPath):
+        return folder.listing()
+    found: dict[str, int] = {}
+    stack = [(str(folder), "")]
+    while stack:
+        path, prefix = stack.pop()
+        try:
+            with os.scandir(path) as it:
+                for e in it:
+                    try:
+                        if e.is_dir():
+                            stack.append((e.path, f"{prefix}{e.name}/"))
+                        else:
+                            found[prefix + e.name] = e.stat().st_size
+                    except OSError:         # a dangling link, a file gone meanwhile
+                        continue
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    return found
 
 
 def damage(output: str | Path, row: ManifestRow, deep: bool = False,
@@ -55,21 +76,20 @@ def damage(output: str | Path, row: ManifestRow, deep: bool = False,
     if row.status not in FINISHED or not row.path:
         return None
     for rel, size, digest in _files(row):
-        path = location(output) / rel
         try:
             if sizes is not None:
                 if rel not in sizes:
                     raise FileNotFoundError(rel)
                 actual = sizes[rel]
             else:
-                actual = path.stat().st_size
+                actual = (location(output) / rel).stat().st_size
         except FileNotFoundError:
             return f"{rel} is missing"
         except OSError as exc:
             return f"{rel} cannot be read ({exc.strerror or exc})"
         if size is not None and actual != size:
             return f"{rel} has {actual} bytes, its manifest row says {size}"
-        if deep and digest and sha256_file(path) != digest:
+        if deep and digest and sha256_file(location(output) / rel) != digest:
             return f"{rel} does not match its recorded sha256"
     return None
 

@@ -5,14 +5,14 @@ never shows up. Plain `duckdb` works on the same files with globs (see README).
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 
-from dataclasses import asdict
-
-from curate.manifests.manifest import FINISHED, MANIFEST_SCHEMA, read_all_rows
+from curate.manifests.manifest import FINISHED, read_all_table
 from curate.pipeline.schema import DOC_SCHEMA, REJECT_SCHEMA
 from curate.pipeline.storage import ObjectPath, duckdb_connection, location, parquet_dataset
 
@@ -77,76 +77,139 @@ def lock_down(con: duckdb.DuckDBPyConnection, output) -> None:
 
 
 def manifest_table(output: str | Path) -> pa.Table:
-    """Every readable manifest row (damaged parts are moved aside, see read_rows)."""
-    rows = read_all_rows(output)
-    return pa.Table.from_pylist([asdict(r) for r in rows], schema=MANIFEST_SCHEMA)
+    """Every readable manifest row, the newest per unit (damaged files are moved aside,
+    see manifests.manifest.read_table)."""
+    return read_all_table(output)
 
 
 UNSERVED_SCHEMA = pa.schema([pa.field("stage", pa.string()), pa.field("unit", pa.string()),
                              pa.field("path", pa.string()), pa.field("problem", pa.string())])
 
 
-def served(output, rows: list[dict], only=None) -> tuple[list[dict], list[tuple]]:
+def served(output, rows: dict[str, list], only=None, present: dict | None = None) -> tuple[dict[str, list], list[tuple]]:
     """The finished units whose files the views may read, and those left out: a unit that
     `verify` marked damaged (until it is redone), or whose shard or rejects file is not in
-    its folder's listing (a listing per stage folder: no request per file)."""
+    its folder's listing (a listing per stage folder: no request per file). `rows`: columns
+    as lists (stage, unit, path, rejects_path, fingerprint, error); the kept rows come back
+    the same way."""
     from curate.manifests.verify import DAMAGED
-    present: dict[str, set[str]] = {}
+    present = {} if present is None else present
 
-    def there(rel: str) -> bool:
-        folder = rel.rsplit("/", 1)[0] if "/" in rel else ""
-        top = folder.split("/")[0] if not folder.startswith("rejects/") else "/".join(folder.split("/")[:2])
-        if top not in present:
-            present[top] = _listed(output, top)
-        return rel in present[top]
-    keep, left_out = [], []
-    for r in rows:
+    def listed(rel: str) -> set[str]:
+        top = rel.split("/", 1)[0] if not rel.startswith("rejects/") else "/".join(rel.split("/", 2)[:2])
+        return _listed(output, top, present)
+    keep = {k: [] for k in rows}
+    left_out = []
+    names = list(rows)
+    for values in zip(*rows.values()):
+        r = dict(zip(names, values))
         if only is not None and r["stage"] not in only:
-            keep.append(r)
-            continue
-        if r["fingerprint"] == DAMAGED:
+            pass
+        elif r["fingerprint"] == DAMAGED:
             left_out.append((r["stage"], r["unit"], r["path"], f"marked damaged by {r.get('error') or 'verify'}"))
             continue
-        missing = [p for p in (r["path"], r["rejects_path"]) if p and not there(p)]
-        if missing:
-            left_out.append((r["stage"], r["unit"], missing[0], f"{missing[0]} is missing"))
-            continue
-        keep.append(r)
+        else:
+            missing = [p for p in (r["path"], r["rejects_path"]) if p and p not in listed(p)]
+            if missing:
+                left_out.append((r["stage"], r["unit"], missing[0], f"{missing[0]} is missing"))
+                continue
+        for k, v in zip(names, values):
+            keep[k].append(v)
     return keep, left_out
 
 
-def _listed(output, top: str) -> set[str]:
-    """Relative paths of every file under output/top, from listings."""
+def _listed(output, top: str, present: dict | None = None) -> set[str]:
+    """Relative paths of every file under output/top, from listings (names only: no stat
+    call per file); remembered in `present` for the connection being made."""
+    if present is not None and top in present:
+        return present[top]
     base = output / top
     if isinstance(base, ObjectPath):
-        return {f"{top}/{rel}" for rel in base.listing()}
-    import os
-    found = set()
-    for folder, _, files in os.walk(base):
-        rel = Path(folder).relative_to(output).as_posix()
-        found.update(f"{rel}/{f}" for f in files)
+        found = {f"{top}/{rel}" for rel in base.listing()}
+    else:
+        import os
+        found = set()
+        stack = [(str(base), f"{top}/")]
+        while stack:
+            path, prefix = stack.pop()
+            try:
+                with os.scandir(path) as it:
+                    for e in it:
+                        if e.is_dir():
+                            stack.append((e.path, f"{prefix}{e.name}/"))
+                        else:
+                            found.add(prefix + e.name)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+    if present is not None:
+        present[top] = found
     return found
 
 
+def _docs_view(con: duckdb.DuckDBPyConnection, output, stage: str, paths: list[str], present: dict) -> None:
+    """docs_<stage> over exactly `paths`. When they are every Parquet file under the stage's
+    folder (no file of an unfinished or damaged unit lies there: the usual case), the view
+    is a glob, so opening it costs the same at 10 and at 100,000 shards."""
+    if paths and not isinstance(output, ObjectPath):
+        under = _listed(output, stage, present)
+        if {p for p in under if p.endswith(".parquet")} == set(paths):
+            depth = {p.count("/") for p in paths}
+            base = str(output / stage)
+            if len(depth) == 1 and not any(c in base for c in "*?[]{}"):
+                pattern = base + "/*" * (depth.pop() - 1) + "/*.parquet"
+                con.execute(f"CREATE OR REPLACE VIEW docs_{stage} AS SELECT * FROM "
+                            f"read_parquet({sql_str(pattern)}, union_by_name = true)")
+                return
+    _view_over(con, f"docs_{stage}", [output / p for p in paths], DOC_SCHEMA)
+
+
+_ALL = ("information_schema", "show", "tables", "duckdb_views", "duckdb_tables", "sqlite_master", "pragma_")
+
+
+def views_named(sql: str) -> set[str] | None:
+    """The views a statement names (docs_* included), or None when it may look at all of
+    them (SHOW TABLES, information_schema, ...). A query over `shards` alone then opens no
+    shard: at a dump's 630,000 units, binding every view would list and open them all."""
+    words = {w.lower() for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql)}
+    if any(w.startswith(_ALL) for w in words) or ("describe" in words and len(words) < 3):
+        return None
+    named = {w for w in words if w in ("shards", "rejects", "unserved", "dedup_curve", "token_totals",
+                                        "token_budget") or w.startswith("docs_")}
+    if named & {"token_totals", "token_budget"}:
+        named |= {"docs_tokenize", "shards"}
+    return named
+
+
 def connect(output: str | Path, database: str = ":memory:", only: tuple[str, ...] | None = None,
-            read_only: bool = False, warn=None) -> duckdb.DuckDBPyConnection:
+            read_only: bool = False, warn=None, sql: str | None = None,
+            sample: int | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the views of one output folder (local, or in object storage:
     views over pyarrow datasets, and an fsspec file system registered so that a query's own
     read_parquet('s3://...') works too). `only`: just these stages' docs_ views (and shards),
     for a caller that needs no more. `read_only`: then `lock_down` (pass each statement of
     the user's through `check_read_only` too). A unit whose files are missing, or that
     verify marked damaged, is left out of the docs_/rejects views (view `unserved`), named
-    once through `warn`; the `shards` view always has every row."""
+    once through `warn`; the `shards` view always has every row. `sql`: make only the views
+    that statement names (views_named). `sample`: the docs_ and rejects views read at most
+    this many units of each stage, spread evenly over its units in key order (the report:
+    its sections that need documents cost the same at 1,000 and at 100,000 units); the
+    view `sampled` says, per stage, how many units were read of how many."""
     output = location(output).resolve()
     con = duckdb_connection(output, database) if only is None else duckdb.connect(database)
     shards = manifest_table(output)
     con.register("_manifest", shards)
     con.execute("CREATE OR REPLACE VIEW shards AS SELECT * FROM _manifest")
+    named = views_named(sql) if sql is not None else None
+    if named is not None and not any(v == "unserved" or v == "rejects" or v.startswith("docs_") for v in named):
+        _light_views(con, output, named)
+        if read_only:
+            lock_down(con, output)
+        return con
     # a few columns as lists, not every row as a dict: a dump of 90,000 files has 630,000 rows
-    names = ("stage", "unit", "status", "path", "rejects_path", "fingerprint", "error")
-    cols = {c: shards.column(c).to_pylist() for c in names}
-    finished = [dict(zip(names, values)) for values in zip(*(cols[c] for c in names)) if values[2] in FINISHED]
-    rows, left_out = served(output, finished, only)
+    finished = shards.filter(pa.compute.is_in(shards.column("status"), pa.array(FINISHED)))
+    names = ("stage", "unit", "path", "rejects_path", "fingerprint", "error")
+    present: dict[str, set[str]] = {}
+    rows, left_out = served(output, {c: finished.column(c).to_pylist() for c in names}, only, present)
     con.register("_unserved", pa.table({k: [u[i] for u in left_out] for i, k in
                                         enumerate(("stage", "unit", "path", "problem"))},
                                        schema=UNSERVED_SCHEMA))
@@ -156,25 +219,59 @@ def connect(output: str | Path, database: str = ":memory:", only: tuple[str, ...
         warn(f"{len(left_out)} finished units are not served by the docs_ and rejects views "
              f"(view unserved lists them; `curate run` redoes them): {shown}"
              + (" ..." if len(left_out) > 5 else ""))
+    if sample is not None:
+        rows = _sampled(con, rows, sample)
     if only is None:
-        _view_over(con, "rejects",
-                   [output / r["rejects_path"] for r in rows if r["rejects_path"]], REJECT_SCHEMA)
+        _view_over(con, "rejects", [output / p for p in rows["rejects_path"] if p], REJECT_SCHEMA)
         curve = output / "reports" / "dedup_curve.parquet"
         if curve.exists():
             import pyarrow.parquet as pq
             con.register("_dedup_curve", pq.read_table(curve))      # a few rows
             con.execute("CREATE OR REPLACE VIEW dedup_curve AS SELECT dumps_used, docs, removed, rate, "
                         "last_dump FROM _dedup_curve")
-    for stage in sorted(set(cols["stage"])):
+    by_stage: dict[str, list[str]] = {}
+    for stage, path in zip(rows["stage"], rows["path"]):
+        if path:
+            by_stage.setdefault(stage, []).append(path)
+    for stage in sorted(set(shards.column("stage").to_pylist())):
         if only is not None and stage not in only:
             continue
-        paths = [output / r["path"] for r in rows if r["stage"] == stage and r["path"]]
-        _view_over(con, f"docs_{stage}", paths, DOC_SCHEMA)
-    if "tokenize" in {r["stage"] for r in rows}:
+        _docs_view(con, output, stage, by_stage.get(stage, []), present)
+    if "tokenize" in set(rows["stage"]):
         _token_views(con, output)
     if read_only:
         lock_down(con, output)
     return con
+
+
+def _sampled(con: duckdb.DuckDBPyConnection, rows: dict[str, list], limit: int) -> dict[str, list]:
+    """At most `limit` rows per stage, every k-th in unit order (deterministic, spread over
+    dumps), and the view `sampled` (stage, units_read, units)."""
+    by_stage: dict[str, list[int]] = {}
+    for i, stage in enumerate(rows["stage"]):
+        by_stage.setdefault(stage, []).append(i)
+    keep, counts = [], []
+    for stage, idx in sorted(by_stage.items()):
+        idx.sort(key=lambda i: rows["unit"][i])
+        step = max(1, -(-len(idx) // max(limit, 1)))
+        chosen = idx[::step]
+        keep += chosen
+        counts.append((stage, len(chosen), len(idx)))
+    con.register("_sampled", pa.table({"stage": [c[0] for c in counts], "units_read": [c[1] for c in counts],
+                                       "units": [c[2] for c in counts]}))
+    con.execute("CREATE OR REPLACE VIEW sampled AS SELECT * FROM _sampled")
+    keep.sort()
+    return {k: [v[i] for i in keep] for k, v in rows.items()}
+
+
+def _light_views(con: duckdb.DuckDBPyConnection, output, named: set[str]) -> None:
+    """The views that read no shard, as far as a statement names them."""
+    curve = output / "reports" / "dedup_curve.parquet"
+    if "dedup_curve" in named and curve.exists():
+        import pyarrow.parquet as pq
+        con.register("_dedup_curve", pq.read_table(curve))
+        con.execute("CREATE OR REPLACE VIEW dedup_curve AS SELECT dumps_used, docs, removed, rate, "
+                    "last_dump FROM _dedup_curve")
 
 
 def _token_views(con: duckdb.DuckDBPyConnection, output) -> None:

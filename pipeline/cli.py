@@ -253,7 +253,7 @@ def cmd_query(args) -> int:
         raise ConfigError(f"{out} has no manifests: run `curate run --output {out}` first")
     if not args.allow_write:
         check_read_only(args.sql)
-    con = connect(out, read_only=not args.allow_write,
+    con = connect(out, read_only=not args.allow_write, sql=args.sql,
                   warn=lambda m: print(f"curate: warning: {m}", file=sys.stderr, flush=True))
     cur = con.execute(args.sql)
     columns = [d[0] for d in cur.description] if cur.description else []

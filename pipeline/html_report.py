@@ -100,11 +100,17 @@ def _write(out: Path, name: str, table: pa.Table) -> None:
     write_table_atomic(table, out / REPORT_DIR / f"{name}.parquet")
 
 
+SAMPLE_UNITS = 1000        # units per stage read by the sections that need documents or rejects
+
+
 class Report:
     def __init__(self, output: Path):
         from curate.manifests.views import connect
         self.out = location(output)
-        self.con = connect(self.out)
+        # sections that read documents or rejects read a sample of units past this many
+        self.con = connect(self.out, sample=SAMPLE_UNITS)
+        self.sampled = {st: (n, of) for st, n, of in self.con.execute(
+            "SELECT stage, units_read, units FROM sampled").fetchall() if n < of}
         self.views = {r[0] for r in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         cfg = self.out / "run-config.json"
         self.config = json.loads(cfg.read_text()) if cfg.exists() else {}
@@ -112,6 +118,15 @@ class Report:
             "SELECT DISTINCT stage FROM shards").fetchall()]
         self.stages = [s for s in self.order if f"docs_{s}" in self.views]
         self._described: dict[str, list[str]] = {}
+
+    def sample_note(self, *stages: str) -> str:
+        """A line saying which of these stages' units a section read, when it sampled."""
+        hit = [(st, *self.sampled[st]) for st in (stages or tuple(self.sampled)) if st in self.sampled]
+        if not hit:
+            return ""
+        return ("<p class='muted'>Sampled: this section read " + "; ".join(
+            f"{n:,} of {of:,} {html.escape(st)} units (every {-(-of // n)}th in key order)" for st, n, of in hit)
+            + ". Totals elsewhere on this page come from the manifest rows of every unit.</p>")
 
     def q(self, sql: str, params=None) -> list[tuple]:
         return self.con.execute(sql, params or []).fetchall()
@@ -172,7 +187,7 @@ class Report:
                 ax.plot(lstages, [next((r[2] for r in lang_rows if r[0] == s and r[1] == lang), 0)
                                   for s in lstages], marker="o", label=lang)
             _legend(ax, 8)
-            parts.append("<h3>Per language</h3>" + f"<div class='fig'>{_svg(fig)}</div>"
+            parts.append("<h3>Per language</h3>" + self.sample_note(*lstages) + f"<div class='fig'>{_svg(fig)}</div>"
                          + _table(["stage", "lang", "docs out"], lang_rows))
             _write(self.out, "funnel_languages", pa.table({"stage": [r[0] for r in lang_rows],
                                                            "lang": [r[1] for r in lang_rows],
@@ -184,8 +199,19 @@ class Report:
             self._described[view] = [r[0] for r in self.q(f"DESCRIBE {view}")]
         return self._described[view]
 
+    def _reason_counts(self) -> list[tuple]:
+        """(stage, reason, documents) of every unit, from the manifest rows' stats.reasons;
+        from the rejects files (sampled past SAMPLE_UNITS) only where rows predate them."""
+        legacy = self.q("""SELECT count(*) FROM shards WHERE status IN ('done', 'partial') AND rejected > 0
+                           AND json_extract(stats, '$.reasons') IS NULL""")[0][0]
+        if legacy:
+            return self.q("SELECT stage, reason, count(*) AS n FROM rejects GROUP BY ALL ORDER BY stage, n DESC")
+        return self.q("""SELECT stage, key AS reason, sum(CAST(value AS BIGINT)) AS n
+                         FROM shards, json_each(json_extract(stats, '$.reasons'))
+                         WHERE status IN ('done', 'partial') GROUP BY ALL ORDER BY stage, n DESC, reason""")
+
     def rejects(self) -> str:
-        rows = self.q("SELECT stage, reason, count(*) AS n FROM rejects GROUP BY ALL ORDER BY stage, n DESC")
+        rows = self._reason_counts()
         _write(self.out, "reject_reasons", pa.table({"stage": [r[0] for r in rows], "reason": [r[1] for r in rows],
                                                      "docs": [r[2] for r in rows]}))
         if not rows:
@@ -222,7 +248,7 @@ class Report:
             _write(self.out, "reject_details", pa.table({k: [d[i] for d in details] for i, k in
                                                           enumerate(("stage", "reason", "value", "threshold"))}))
         parts.append(_table(["stage", "reason", "documents"], rows))
-        return "".join(parts)
+        return self.sample_note(*{r[0] for r in rows}) + "".join(parts)
 
     def dedup(self) -> str:
         if "dedup_curve" not in self.views:
@@ -254,7 +280,7 @@ class Report:
         ax.bar([str(r[0]) for r in rows[:40]], [r[1] for r in rows[:40]], color="#2457c5")
         ax.set_yscale("log")
         ax.set_xlabel("documents in the cluster")
-        return f"<div class='fig'>{_svg(fig)}</div>" + _table(["cluster size", "clusters"], rows)
+        return self.sample_note("dedup") + f"<div class='fig'>{_svg(fig)}</div>" + _table(["cluster size", "clusters"], rows)
 
     def mix(self) -> str:
         if "docs_remix" not in self.views:
@@ -307,7 +333,8 @@ class Report:
         note = ("<p class='muted'>Remix repeats documents of small domains and languages (up to "
                 "<code>remix.max_epochs</code> copies, column <code>copy</code>): rows count every copy, distinct "
                 "documents count each once (<code>count(*) FILTER (WHERE copy = 0)</code>).</p>")
-        return (f"<div class='grid'><div class='fig'>{_svg(fig)}</div><div class='fig'>{_svg(fig2)}</div></div>"
+        return (self.sample_note("remix")
+                + f"<div class='grid'><div class='fig'>{_svg(fig)}</div><div class='fig'>{_svg(fig2)}</div></div>"
                 + note + lang_table
                 + _table(["lang", "category", "distinct documents", "rows (with copies)", "characters"], rows))
 
@@ -322,6 +349,8 @@ class Report:
         _write(self.out, "tokens", pa.table({k: [r[i] for r in rows] for i, k in
                                              enumerate(("lang", "dump", "category", "tokens"))}))
         budget_rows = self.q("SELECT lang, tokens, fraction_of_budget, tokens_per_dump, dumps_needed FROM token_budget")
+        if "tokenize" in self.sampled:      # totals from every unit's row, not from the sample
+            budget_rows = self._token_budget_from_rows(budget)
         figs = []
         for key, idx in (("language", 0), ("dump", 1), ("domain", 2)):
             agg: dict[str, int] = {}
@@ -337,8 +366,21 @@ class Report:
         note = (f"<p>{int(total):,} tokens = {total / budget:.3g} of the {budget:.3g}-token budget; at this yield "
                 f"({next((r[3] for r in budget_rows if r[0] == 'all'), 0) or 0:,.0f} tokens per input dump) about "
                 f"<b>{need:,.0f} input dumps</b> of this size would reach it.</p>" if need else "")
-        return ("<div class='grid'>" + "".join(figs) + "</div>" + note
+        return (self.sample_note("tokenize") + "<div class='grid'>" + "".join(figs) + "</div>" + note
                 + _table(["lang", "tokens", "share of budget", "tokens per dump", "dumps needed"], budget_rows))
+
+    def _token_budget_from_rows(self, budget: float) -> list[tuple]:
+        """token_budget's rows computed from the tokenize units' manifest rows."""
+        dumps = self.q("SELECT count(DISTINCT dump) FROM shards WHERE stage = 'extract'")[0][0] or 0
+        per = self.q("""SELECT coalesce(lang, split_part(unit, '/', 1)), sum(tokens) FROM shards
+                        WHERE stage = 'tokenize' AND status IN ('done', 'partial') GROUP BY ALL ORDER BY 2 DESC""")
+        total = sum(t or 0 for _, t in per)
+        rows = []
+        for lang, tokens in per + [("all", total)]:
+            per_dump = total / dumps if dumps else None
+            rows.append((lang, tokens, (tokens or 0) / budget, (tokens or 0) / dumps if dumps else None,
+                         -(-budget // per_dump) if lang == "all" and per_dump else None))
+        return rows
 
     def signals(self) -> str:
         if "docs_quality" not in self.views:
@@ -368,7 +410,7 @@ class Report:
         _write(self.out, "signals", pa.table({"signal": [r[0] for r in rows], "value": [r[1] for r in rows]}))
         if not figs:
             return "<p class='muted'>No numeric quality signal varies in this run.</p>"
-        return ("<p class='muted'>Documents the quality stage kept; the dashed line is the rule's threshold "
+        return (self.sample_note("quality") + "<p class='muted'>Documents the quality stage kept; the dashed line is the rule's threshold "
                 "(rejected documents' values are under Reject reasons).</p><div class='grid'>" + "".join(figs) + "</div>")
 
     def _signal_values(self, cols: list[str], per_signal: int = 50_000) -> dict[str, list[float]]:
@@ -442,7 +484,7 @@ class Report:
                 parts.append(self._sample_group(f"{final} — kept, {lang}", got))
         _write(self.out, "samples", pa.table({k: [r[i] for r in rows] for i, k in
                                               enumerate(("stage", "group", "id", "url", "detail", "text"))}))
-        return "".join(parts) or "<p>No documents.</p>"
+        return (self.sample_note() + "".join(parts)) if parts else "<p>No documents.</p>"
 
     @staticmethod
     def _sample_group(title: str, got) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from curate.manifests.manifest import FINISHED, read_rows
+from curate.manifests.manifest import FINISHED, ManifestRow, read_table
 from curate.manifests.verify import damage, listed_sizes
 from curate.pipeline.runner import DONE, FAILED_STATE, MISSING, PARTIAL, STALE, RunResult, unit_state
 from curate.pipeline.stage import Unit
@@ -58,7 +58,8 @@ def run_summary(output: Path, result: RunResult) -> str:
         docs_in = sum(r.docs_in for r in st.rows if r.status in FINISHED)
         docs = sum(r.docs for r in st.rows if r.status in FINISHED)
         rej = sum(r.rejected for r in st.rows if r.status in FINISHED)
-        repeats = sum(r.stats_dict.get("repeats", 0) for r in st.rows if r.status in FINISHED)
+        repeats = sum(r.stats_dict.get("repeats", 0) for r in st.rows
+                      if r.status in FINISHED and r.stats and '"repeats"' in r.stats)
         lines.append(f"{st.stage:13s} units {st.planned} (ran {st.ran}, already done {st.skipped}"
                      + (f", waiting {st.blocked}" if st.blocked else "") + f")  docs in {docs_in:,}"
                      f" -> out {docs:,} + rejected {rej:,}"
@@ -114,45 +115,82 @@ def run_summary(output: Path, result: RunResult) -> str:
 
 
 def status_table(output: Path, plans: dict[str, list[Unit]]) -> str:
+    """Units per state and stage. Columnar: a stage's rows are read as one table and each
+    planned unit costs a few dictionary look-ups (at a dump's 90,000 units per stage)."""
     head = f"{'stage':13s} {'units':>6s} {'done':>6s} {'partial':>7s} {'failed':>6s} {'stale':>6s} {'missing':>7s} {'docs':>10s} {'bytes':>12s}"
     lines = [head, "-" * len(head)]
     problems = []
     for name, units in plans.items():
-        rows = read_rows(output, name)
+        table = read_table(output, name)
+        cols = {c: table.column(c).to_pylist() for c in ("unit", "fingerprint", "status", "docs", "bytes", "error")}
+        finished = [s in FINISHED for s in cols["status"]]
+        docs = sum(d or 0 for d, f in zip(cols["docs"], finished) if f)
+        size = sum(b or 0 for b, f in zip(cols["bytes"], finished) if f)
         states = Counter()
-        docs = size = 0
         if units and all(u.key.startswith("pending/") for u in units):
             # the stage's plan waits on its input (remix sizes its shards from it): what is
             # on disk was made from an earlier input, so it is stale, not missing
-            for row in rows.values():
-                states[STALE] += 1
-                if row.status in FINISHED:
-                    docs += row.docs
-                    size += row.bytes
-            states[MISSING] += 0 if rows else 1
-            lines.append(f"{name:13s} {max(len(rows), 1):6d} {states[DONE]:6d} {states[PARTIAL]:7d} "
-                         f"{states[FAILED_STATE]:6d} {states[STALE]:6d} {states[MISSING]:7d} "
-                         f"{docs:10,d} {size:12,d}")
+            states[STALE] = table.num_rows
+            states[MISSING] = 0 if table.num_rows else 1
+            lines.append(_status_line(name, max(table.num_rows, 1), states, docs, size))
             continue
-        listed = listed_sizes(output, name, rows.values()) if rows else None
+        at = {u: i for i, u in enumerate(cols["unit"])}
+        broken = _damaged(output, name, table, [at[u.key] for u in units if u.key in at]) if table.num_rows else {}
+        fps, sts, errors = cols["fingerprint"], cols["status"], cols["error"]
         for u in units:
-            row = rows.get(u.key)
-            state = unit_state(u, row)
-            problem = damage(output, row, sizes=listed) if state in (DONE, PARTIAL) else None
-            if problem:                      # the files no longer match the row: not done
+            i = at.get(u.key)
+            if i is None:
+                states[MISSING] += 1
+                continue
+            state = STALE if fps[i] != u.fingerprint else sts[i]
+            if state in (DONE, PARTIAL) and i in broken:     # the files no longer match the row
                 state = STALE
-                problems.append(f"  {name} {u.key} damaged: {problem} (a rerun redoes it)")
-            elif state == STALE and row is not None and row.error and row.error.startswith("verify:"):
-                problems.append(f"  {name} {u.key} damaged: {row.error[8:]} (a rerun redoes it)")
+                problems.append(f"  {name} {u.key} damaged: {broken[i]} (a rerun redoes it)")
+            elif state == STALE and errors[i] and errors[i].startswith("verify:"):
+                problems.append(f"  {name} {u.key} damaged: {errors[i][8:]} (a rerun redoes it)")
             states[state] += 1
-            if row is not None and row.status in FINISHED:
-                docs += row.docs
-                size += row.bytes
-            if state in (PARTIAL, FAILED_STATE) and row is not None:
-                problems.append(f"  {name} {u.key} {state}: {row.error}")
-        lines.append(f"{name:13s} {len(units):6d} {states[DONE]:6d} {states[PARTIAL]:7d} "
-                     f"{states[FAILED_STATE]:6d} {states[STALE]:6d} {states[MISSING]:7d} "
-                     f"{docs:10,d} {size:12,d}")
+            if state in (PARTIAL, FAILED_STATE):
+                problems.append(f"  {name} {u.key} {state}: {errors[i]}")
+        lines.append(_status_line(name, len(units), states, docs, size))
     if problems:
         lines += ["", "units that need attention:"] + problems
     return "\n".join(lines)
+
+
+def _status_line(name: str, units: int, states: Counter, docs: int, size: int) -> str:
+    return (f"{name:13s} {units:6d} {states[DONE]:6d} {states[PARTIAL]:7d} {states[FAILED_STATE]:6d} "
+            f"{states[STALE]:6d} {states[MISSING]:7d} {docs:10,d} {size:12,d}")
+
+
+def _damaged(output: Path, stage: str, table, indices: list[int]) -> dict[int, str]:
+    """{row index: problem} of the finished rows among `indices` whose files do not match,
+    from one listing per folder; the few rows that name further files (token shards) are
+    checked one by one."""
+    sizes = listed_sizes(output, stage)
+    cols = {c: table.column(c).to_pylist() for c in ("status", "path", "bytes", "rejects_path", "rejects_bytes",
+                                                      "stats")}
+    broken = {}
+    extra = []
+    for i in indices:
+        if cols["status"][i] not in FINISHED or not cols["path"][i]:
+            continue
+        for rel, want in ((cols["path"][i], cols["bytes"][i]), (cols["rejects_path"][i], cols["rejects_bytes"][i])):
+            if not rel:
+                continue
+            got = sizes.get(rel)
+            if got is None:
+                broken[i] = f"{rel} is missing"
+                break
+            if want is not None and got != want:
+                broken[i] = f"{rel} has {got} bytes, its manifest row says {want}"
+                break
+        else:
+            if cols["stats"][i] and '"files"' in cols["stats"][i]:
+                extra.append(i)
+    if extra:
+        rows = table.take(extra).to_pylist()
+        for i, rec in zip(extra, rows):
+            problem = damage(output, ManifestRow(**rec))
+            if problem:
+                broken[i] = problem
+    return broken

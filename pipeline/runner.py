@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from curate.manifests.atomic import sweep_temporaries, write_bytes_atomic
-from curate.manifests.manifest import FAILED, FINISHED, ManifestRow, printable, read_rows, remove_row, utcnow, write_row
+from curate.manifests.manifest import FAILED, FINISHED, ManifestRow, compact, printable, read_rows, utcnow, write_row
 from curate.manifests.verify import damage, listed_sizes
 from curate.pipeline.config import Config, ConfigError
 from curate.pipeline.registry import STAGES
@@ -370,6 +370,33 @@ def _exists(output, path: str) -> bool:
         return False
 
 
+@dataclass
+class _Done:
+    """What the finished units of a stage add up to, for its progress line."""
+    bytes: int = 0
+    docs_in: int = 0
+
+
+class _RowMerger:
+    """Merges finished units' loose manifest parts into a compacted file every `every`
+    units or `seconds`, so that a long stage (a dump's 90,000 units) never has more than
+    that many small files in its record, also when it is killed."""
+
+    def __init__(self, output, stage: str, warn, every: int = 2000, seconds: float = 60.0):
+        self.output, self.stage, self.warn = output, stage, warn
+        self.every, self.seconds = every, seconds
+        self.batch: list[str] = []
+        self.last = time.monotonic()
+
+    def finished(self, unit: str) -> None:
+        self.batch.append(unit)
+
+    def maybe(self) -> None:
+        if len(self.batch) >= self.every or (self.batch and time.monotonic() - self.last >= self.seconds):
+            compact(self.output, self.stage, units=self.batch, warn=self.warn)
+            self.batch, self.last = [], time.monotonic()
+
+
 class Runner:
     def __init__(self, config: Config, log: Callable[[str], None] | None = None,
                  address: str | None = None, view=None):
@@ -412,6 +439,8 @@ class Runner:
                 self._start_over()
             else:
                 self._check_same_input()    # before anything is deleted
+            for name in self.config.order:
+                STAGES[name].persist_plan(self.output)
             recorded = self.config.to_dict()
             recorded["input"] = input_identity(self.config.input)
             write_bytes_atomic(json.dumps(recorded, indent=2).encode(), self.output / RUN_CONFIG)
@@ -443,50 +472,95 @@ class Runner:
     def _run_stage(self, name: str, units: list[Unit], previous: str | None,
                    force: bool, upstream_units: list[Unit],
                    upstream_rows: dict[str, ManifestRow] | None = None) -> StageResult:
-        import ray
-
+        """One stage: take stock of what is recorded, then run what is not done."""
         stage = STAGES[name]
         settings = self.config.settings(name)
         res = StageResult(name, planned=len(units))
         t0 = time.perf_counter()
+        self._sweep(name)
+        rows = self._recorded(name)
+        if upstream_rows is None:
+            upstream_rows = read_rows(self.output, previous) if previous else {}
+        self._refuse_empty_plan(name, units, rows, previous, upstream_rows)
+        dropped = self._drop_orphans(name, units, rows)
+        compact(self.output, name, drop=dropped, warn=lambda m: self.log(f"[{name}] {m}"))
+        if previous and stage.waits_for_all_inputs(settings) and self._wait_for_all(
+                name, units, previous, upstream_units, upstream_rows, res):
+            res.seconds = time.perf_counter() - t0
+            return res
+        todo = self._to_run(name, units, rows, previous, stage.waits_for_all_inputs(settings),
+                            force, upstream_rows, res)
+        if todo:
+            self.started_ray = ensure_ray(self.config, self.address) or self.started_ray
+            self._current = res
+            if self._prepare(name, stage, settings, units, todo, res):
+                self._dispatch(name, settings, todo, upstream_rows, res, t0)
+            compact(self.output, name, warn=lambda m: self.log(f"[{name}] {m}"))   # the stage is one file
+        res.seconds = time.perf_counter() - t0
+        if res.ran:
+            self._record_stage(res)
+        if res.ran or not todo:
+            self._check_conservation(name, res, previous, upstream_rows)
+        return res
+
+    def _sweep(self, name: str) -> None:
+        """Temporary files an interrupted run left (never a published one)."""
         swept = sum(sweep_temporaries(self.output / sub)
                     for sub in (name, f"rejects/{name}", f"manifests/{name}", f"_work/{name}"))
         if swept:
             self.log(f"[{name}] removed {swept} temporary files left by an interrupted run")
+
+    def _recorded(self, name: str) -> dict[str, ManifestRow]:
+        """The stage's rows whose files are whole: a unit whose shard, rejects or further
+        files are missing or of another size than its row says is left out (redone).
+        Sizes come from one listing per folder, not a request (or stat call) per file."""
         rows = read_rows(self.output, name, warn=lambda m: self.log(f"[{name}] {m}"))
-        listed = listed_sizes(self.output, name, rows.values()) if rows else None
+        if not rows:
+            return rows
+        listed = listed_sizes(self.output, name, rows.values())
         for key, row in list(rows.items()):
-            problem = damage(self.output, row, sizes=listed)     # sizes only: a stat per file, or a listing
+            problem = damage(self.output, row, sizes=listed)
             if problem:
                 self.log(f"[{name}] {key}: {problem}; redoing the unit")
                 del rows[key]
-        if upstream_rows is None:
-            upstream_rows = read_rows(self.output, previous) if previous else {}
-        if not units and rows and previous:
-            # a stage that plans nothing while its input holds documents would delete its
-            # outputs and drop every document unflagged: stop before touching anything
-            held = sum(r.docs for r in upstream_rows.values() if r.status in FINISHED)
-            if held:
-                raise ConservationError(
-                    f"[{name}] plans no units although {previous} holds {held} documents; "
-                    f"its {len(rows)} recorded outputs are left as they are")
-        self._drop_orphans(name, units, rows)
+        return rows
 
-        waits_for_all = bool(previous) and stage.waits_for_all_inputs(settings)
-        unfinished_up = [u.key for u in upstream_units
-                         if unit_state(u, upstream_rows.get(u.key)) not in FINISHED]
-        if waits_for_all and unfinished_up:
-            self.log(f"[{name}] needs every {previous} unit finished; waiting on "
-                     f"{len(unfinished_up)} (see `curate status`)")
-            res.blocked = len(units)
-            res.seconds = time.perf_counter() - t0
-            return res
+    @staticmethod
+    def _refuse_empty_plan(name: str, units: list[Unit], rows: dict, previous: str | None,
+                           upstream_rows: dict[str, ManifestRow]) -> None:
+        """A stage that plans nothing while its input holds documents would delete its
+        outputs and drop every document unflagged: stop before touching anything."""
+        if units or not rows or not previous:
+            return
+        held = sum(r.docs for r in upstream_rows.values() if r.status in FINISHED)
+        if held:
+            raise ConservationError(
+                f"[{name}] plans no units although {previous} holds {held} documents; "
+                f"its {len(rows)} recorded outputs are left as they are")
+
+    def _wait_for_all(self, name: str, units: list[Unit], previous: str, upstream_units: list[Unit],
+                      upstream_rows: dict[str, ManifestRow], res: StageResult) -> bool:
+        """A stage that reads every upstream shard (dedup) waits until all are finished."""
+        unfinished = [u.key for u in upstream_units
+                      if unit_state(u, upstream_rows.get(u.key)) not in FINISHED]
+        if not unfinished:
+            return False
+        self.log(f"[{name}] needs every {previous} unit finished; waiting on "
+                 f"{len(unfinished)} (see `curate status`)")
+        res.blocked = len(units)
+        return True
+
+    def _to_run(self, name: str, units: list[Unit], rows: dict[str, ManifestRow], previous: str | None,
+                waits_for_all: bool, force: bool, upstream_rows: dict[str, ManifestRow],
+                res: StageResult) -> list[Unit]:
+        """The units to run: not finished with this fingerprint (or all, with force), whose
+        input is finished. Counts the skipped and the blocked into `res`."""
         todo = []
         for unit in units:
-            state = unit_state(unit, rows.get(unit.key))
-            if state in FINISHED and not force:
+            row = rows.get(unit.key)
+            if not force and row is not None and row.fingerprint == unit.fingerprint and row.status in FINISHED:
                 res.skipped += 1
-                res.rows.append(rows[unit.key])
+                res.rows.append(row)
                 continue
             if previous and not waits_for_all:
                 up = upstream_rows.get(unit.key)
@@ -498,18 +572,17 @@ class Runner:
             self.log(f"[{name}] {res.blocked} units wait on {previous} units that are not "
                      f"finished (run `curate status` to see which)")
         self.log(f"[{name}] {len(units)} units: {res.skipped} already done, {len(todo)} to run")
+        return todo
 
-        if not todo:
-            res.seconds = time.perf_counter() - t0
-            self._check_conservation(name, res, previous, upstream_rows)
-            return res
-        self.started_ray = ensure_ray(self.config, self.address) or self.started_ray
-        self._current = res
+    def _prepare(self, name: str, stage, settings, units: list[Unit], todo: list[Unit],
+                 res: StageResult) -> bool:
+        """The stage's global step; if it fails, every unit to run gets a failed row."""
         t_prep = time.perf_counter()
         try:
             stage.prepare(settings, PrepareContext(self.output, units, self._map, self.log))
             res.prepare_seconds = time.perf_counter() - t_prep
-        except Exception as exc:            # the stage's global step failed: its units fail
+            return True
+        except Exception as exc:
             error = f"{name} preparation failed: {type(exc).__name__}: {str(exc)[:500]}"
             self.log(f"[{name}] {error}")
             for unit in todo:
@@ -518,20 +591,25 @@ class Runner:
                                   finished_at=utcnow())
                 write_row(self.output, row)
                 res.rows.append(row)
-            res.seconds = time.perf_counter() - t0
-            return res
+            return False
+
+    def _dispatch(self, name: str, settings, todo: list[Unit], upstream_rows: dict[str, ManifestRow],
+                  res: StageResult, t0: float) -> None:
+        """Run the units as Ray tasks, a window of them in flight (ray.wait costs
+        O(pending): 20 ms at 40,000 refs, so submitting a dump's 90,000 units at once
+        would make the driver quadratic; the window follows the cluster's CPUs as nodes
+        come and go), with live progress, and merge finished units' rows as they come."""
+        import ray
+        from curate.pipeline.registry import stage_ref
         remote = ray.remote(_remote_unit).options(
             num_cpus=1, max_retries=self.config.ray.max_retries, retry_exceptions=False, **self._memory())
         board = self._progress_board()
         shard_bytes = {r.path: r.bytes for r in upstream_rows.values() if r.path}
         sizes = {u.key: unit_input_bytes(self.output, u, shard_bytes) for u in todo}
-        from curate.pipeline.registry import stage_ref
-        # a window of tasks in flight, refilled as they finish: ray.wait costs O(pending)
-        # (20 ms at 40,000 refs), so submitting a dump's 90,000 units at once would make
-        # the driver quadratic; the window follows the cluster's CPUs as nodes come and go
         queue = collections.deque(todo)
         pending: dict = {}
         out_uri = str(self.output.resolve())
+        merger = _RowMerger(self.output, name, lambda m: self.log(f"[{name}] {m}"))
 
         def refill() -> None:
             limit = self._window()
@@ -539,7 +617,7 @@ class Runner:
                 u = queue.popleft()
                 pending[remote.remote(stage_ref(name), settings, u, out_uri, self.run_id, board)] = u
         refill()
-        done_docs = done_in = done_bytes = 0
+        done = _Done()
         inside: dict[str, tuple[int, int]] = {}     # running unit -> (bytes, docs) it last reported
         self.view.stage_start(name, len(todo), sum(sizes.values()))
         while pending:
@@ -549,47 +627,56 @@ class Runner:
                 running = {f"{name}/{pending[r].key}": pending[r].key for r in pending}
                 live = self._board_snapshot(board, list(running))
                 inside = {running[k]: (min(b, sizes[running[k]]), d) for k, (b, d) in live.items() if k in running}
-                self.view.stage_progress(name, res.ran, done_bytes + sum(b for b, _ in inside.values()),
-                                         done_in + sum(d for _, d in inside.values()))
+                self.view.stage_progress(name, res.ran, done.bytes + sum(b for b, _ in inside.values()),
+                                         done.docs_in + sum(d for _, d in inside.values()))
+                merger.maybe()
                 continue
             ref = ready[0]
             unit = pending.pop(ref)
             inside.pop(unit.key, None)      # its bytes now count as done; the others' stay counted
-            done_bytes += sizes[unit.key]
-            try:
-                row = ray.get(ref)
-            except Exception as exc:        # the worker died on every retry
-                if disk_full(exc):
-                    raise DiskFullError(f"no space left on device while writing {name} unit {unit.key} "
-                                        f"under {self.output}; what is published is consistent: free "
-                                        "space and rerun to finish") from None
-                row = ManifestRow(stage=name, unit=unit.key, fingerprint=unit.fingerprint,
-                                  status=FAILED, dump=unit.dump, inputs=[i.path for i in unit.inputs],
-                                  error=f"worker lost: {type(exc).__name__}: {str(exc)[:300]}",
-                                  finished_at=utcnow())
-                write_row(self.output, row)
+            done.bytes += sizes[unit.key]
+            row = self._result(name, unit, ref)
             res.ran += 1
             res.rows.append(row)
-            done_docs += row.docs
-            done_in += row.docs_in
-            elapsed = time.perf_counter() - t0
-            note = "" if row.status == "done" else f"  {row.status.upper()}: {row.error}"
-            self.log(f"[{name}] {res.ran}/{len(todo)} {unit.key}: {row.docs_in} in, {row.docs} out, "
-                     f"{row.rejected} rejected ({done_in / max(elapsed, 1e-9):.0f} docs/s){note}")
-            warned = row.stats_dict.get("warnings", [])
-            for warning in warned[:2]:
-                self.view.warn(f"[{name}] {unit.key}: warning: {warning}")
-            more = row.stats_dict.get("warning_count", len(warned)) - min(2, len(warned))
-            if more > 0:
-                self.view.warn(f"[{name}] {unit.key}: {more} more warnings (the unit's manifest stats keep 20)")
-            self.view.stage_progress(name, res.ran, done_bytes + sum(b for b, _ in inside.values()),
-                                     done_in + sum(d for _, d in inside.values()))
+            merger.finished(unit.key)
+            done.docs_in += row.docs_in
+            self._log_unit(name, unit, row, res.ran, len(todo), done.docs_in / max(time.perf_counter() - t0, 1e-9))
+            self.view.stage_progress(name, res.ran, done.bytes + sum(b for b, _ in inside.values()),
+                                     done.docs_in + sum(d for _, d in inside.values()))
+            merger.maybe()
             refill()
         self.view.stage_end(name)
-        res.seconds = time.perf_counter() - t0
-        self._record_stage(res)
-        self._check_conservation(name, res, previous, upstream_rows)
-        return res
+
+    def _result(self, name: str, unit: Unit, ref) -> ManifestRow:
+        """A finished task's row; a worker lost on every retry gets a failed row."""
+        import ray
+        try:
+            return ray.get(ref)
+        except Exception as exc:
+            if disk_full(exc):
+                raise DiskFullError(f"no space left on device while writing {name} unit {unit.key} "
+                                    f"under {self.output}; what is published is consistent: free "
+                                    "space and rerun to finish") from None
+            row = ManifestRow(stage=name, unit=unit.key, fingerprint=unit.fingerprint,
+                              status=FAILED, dump=unit.dump, inputs=[i.path for i in unit.inputs],
+                              error=f"worker lost: {type(exc).__name__}: {str(exc)[:300]}",
+                              finished_at=utcnow())
+            write_row(self.output, row)
+            return row
+
+    def _log_unit(self, name: str, unit: Unit, row: ManifestRow, ran: int, total: int, rate: float) -> None:
+        note = "" if row.status == "done" else f"  {row.status.upper()}: {row.error}"
+        self.log(f"[{name}] {ran}/{total} {unit.key}: {row.docs_in} in, {row.docs} out, "
+                 f"{row.rejected} rejected ({rate:.0f} docs/s){note}")
+        if not row.stats or '"warning' not in row.stats:
+            return
+        stats = row.stats_dict
+        warned = stats.get("warnings", [])
+        for warning in warned[:2]:
+            self.view.warn(f"[{name}] {unit.key}: warning: {warning}")
+        more = stats.get("warning_count", len(warned)) - min(2, len(warned))
+        if more > 0:
+            self.view.warn(f"[{name}] {unit.key}: {more} more warnings (the unit's manifest stats keep 20)")
 
     def _check_lease(self) -> None:
         """Stop once another run took the output over (this driver was paused or cut off
@@ -696,10 +783,12 @@ class Runner:
             gone += 1
         self.log(f"[run] --replace: emptied {self.output} ({gone} entries) to start it over")
 
-    def _drop_orphans(self, name: str, units: list[Unit], rows: dict[str, ManifestRow]) -> None:
+    def _drop_orphans(self, name: str, units: list[Unit], rows: dict[str, ManifestRow]) -> set[str]:
         """Outputs of units that are no longer planned: their input went away, or (remix)
-        the plan now has fewer output shards. The message says which."""
+        the plan now has fewer output shards. The message says which. Returns their keys:
+        the compaction that follows drops their rows."""
         keys = {u.key for u in units}
+        dropped = set()
         planned_inputs = {printable(i.path) for u in units for i in u.inputs}
         for key, row in rows.items():
             if key in keys:
@@ -714,8 +803,9 @@ class Runner:
             for rel in (row.path, row.rejects_path, *extra_files(row)):
                 if rel:
                     (self.output / rel).unlink(missing_ok=True)
-            remove_row(self.output, name, key)
+            dropped.add(key)
             self.log(f"[{name}] removed outputs of {key}: {why}")
+        return dropped
 
     def _check_conservation(self, name: str, res: StageResult, previous: str | None,
                             upstream_rows: dict[str, ManifestRow]) -> None:
@@ -723,7 +813,7 @@ class Runner:
         for row in res.rows:
             if row.status not in FINISHED:
                 continue
-            repeats = row.stats_dict.get("repeats", 0)
+            repeats = row.stats_dict.get("repeats", 0) if row.stats and '"repeats"' in row.stats else 0
             if row.docs_in + repeats != row.docs + row.rejected:
                 problems.append(f"{row.unit}: {row.docs_in} in (+ {repeats} repeats) != "
                                 f"{row.docs} out + {row.rejected} rejected")

@@ -38,6 +38,7 @@ class Entry:
     location: str           # a local path or a URI
     name: str
     is_dir: bool
+    link: bool = False      # a local symbolic link (its target is resolved on its own)
 
 
 @lru_cache(maxsize=16)
@@ -490,7 +491,7 @@ def list_dir(where: str) -> list[Entry]:
                     d = e.is_dir()
                 except OSError:
                     d = False
-                out.append(Entry(e.path, e.name, d))
+                out.append(Entry(e.path, e.name, d, e.is_symlink()))
         return sorted(out, key=lambda e: e.name)
     import pyarrow.fs as pafs
     loc = ObjectPath(where)

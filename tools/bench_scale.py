@@ -156,6 +156,8 @@ def main(argv=None) -> int:
     ap.add_argument("--s3", action="store_true", help="output on a local S3 server (moto)")
     ap.add_argument("--dir", default="", help="work folder (default: a temporary one, removed)")
     ap.add_argument("--json", default="", help="write the results here")
+    ap.add_argument("--no-warmup", action="store_true", help="skip the first, unreported 20-file run that "
+                    "fills numba's on-disk cache (the first run after an install compiles the MinHash kernels)")
     args = ap.parse_args(argv)
     base = Path(args.dir or tempfile.mkdtemp(prefix="bench-scale-"))
     base.mkdir(parents=True, exist_ok=True)
@@ -170,6 +172,8 @@ def main(argv=None) -> int:
         dedup_extra = ", components: disk, component_tasks: 4"
     results = []
     try:
+        if not args.no_warmup:
+            run_size(base, 20, args.docs_per_file, address, dedup_extra, _s3_output(20) if args.s3 else None)
         for files, dpf in sizes:
             output = None
             if args.s3:

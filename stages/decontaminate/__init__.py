@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.manifests.atomic import write_table_atomic
-from curate.pipeline.config import NONEMPTY, at_least, one_of, setting
+from curate.pipeline.settings import NONEMPTY, at_least, one_of, setting
 from curate.pipeline.schema import extend_schema, with_columns
 from curate.pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
 from curate.stages.dedup.shingles import CHAR, mode_for, normalise, tokens

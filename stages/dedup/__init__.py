@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.manifests.atomic import write_bytes_atomic, write_table_atomic
-from curate.pipeline.config import at_least, between, one_of, setting
+from curate.pipeline.settings import at_least, between, one_of, setting
 from curate.pipeline.schema import extend_schema, with_columns
 from curate.pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
 from curate.pipeline.shuffle import key_ranges, sorted_runs

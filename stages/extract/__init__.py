@@ -7,6 +7,7 @@ summary and in `curate status`, never silently skipped."""
 from __future__ import annotations
 
 import hashlib
+import os
 import logging
 import signal
 import threading
@@ -19,9 +20,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from curate.pipeline.config import NONEMPTY, at_least, between, one_of, positive, setting
+from curate.pipeline.settings import NONEMPTY, at_least, between, one_of, positive, setting
 from curate.pipeline.schema import DOC_SCHEMA
 from curate.pipeline.stage import InputRef, PlanContext, Stage, Unit, UnitSink, fingerprint
+from curate.manifests.atomic import write_table_atomic
 from curate.manifests.manifest import printable
 from curate.pipeline import storage
 from curate.stages.extract.prefilter import judge
@@ -275,21 +277,73 @@ def parse_warc_date(value: str | None) -> datetime | None:
         return None
 
 
-def input_ref(entry: storage.Entry, name: str) -> InputRef:
+def input_ref(entry: storage.Entry, name: str, cache: "FingerprintCache | None" = None,
+              folder: str | None = None) -> InputRef:
     """A source file and its content fingerprint; an unreadable file gets a fingerprint
-    that says why (its unit then fails with the error, and is retried on every run)."""
+    that says why (its unit then fails with the error, and is retried on every run).
+    `folder`: the entry's folder, already resolved (a file that is no link is resolved by
+    joining its name: one realpath per folder, not per file)."""
     path = entry.location
     if storage.is_uri(path):
         where = path
+    elif folder is not None and not entry.link:
+        where = os.path.join(folder, entry.name)
     else:
         try:
             where = str(Path(path).resolve())
         except (OSError, RuntimeError):     # a symlink loop cannot be resolved
             where = str(Path(path).absolute())
     try:
+        if cache is not None and not storage.is_uri(path):
+            return InputRef(where, cache.fingerprint(where, path, name))
         return InputRef(where, sample_fingerprint(path, name))
     except OSError as exc:
         return InputRef(where, f"unreadable:{exc.strerror or type(exc).__name__}")
+
+
+class FingerprintCache:
+    """Local input files' content fingerprints, remembered by file identity in
+    OUT/_work/extract/input-fingerprints.parquet: (path, name, size, mtime_ns, ctime_ns,
+    inode). Any write to a file changes its ctime, which no tool can set back, so a file
+    whose identity is unchanged has unchanged content; planning a dump's 90,000 files then
+    costs a stat per file instead of two reads. Only the runner saves it (under the lock);
+    `curate status` reads it."""
+
+    FILE = "_work/extract/input-fingerprints.parquet"
+    COLUMNS = ("path", "name", "size", "mtime_ns", "ctime_ns", "ino", "fingerprint")
+
+    def __init__(self, output):
+        self.output = output
+        self.known: dict[tuple, str] = {}
+        self.used: dict[tuple, str] = {}
+        try:
+            import pyarrow.parquet as pq
+            table = pq.read_table(storage.location(output) / self.FILE) if output is not None else None
+        except Exception:           # none yet, or unreadable: fingerprints are computed again
+            table = None
+        if table is not None and set(self.COLUMNS) <= set(table.column_names):
+            cols = [table.column(c).to_pylist() for c in self.COLUMNS]
+            self.known = {key[:-1]: key[-1] for key in zip(*cols)}
+
+    def fingerprint(self, where: str, path: str, name: str) -> str:
+        st = os.stat(path)
+        key = (where, name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        fp = self.known.get(key)
+        if fp is None:
+            fp = sample_fingerprint(path, name)
+        self.used[key] = fp
+        return fp
+
+    def save(self) -> None:
+        """Write what this plan used, when it differs from what was read."""
+        if self.output is None or self.used == self.known:
+            return
+        import pyarrow as pa
+        keys = sorted(self.used)
+        cols = {c: [k[i] for k in keys] for i, c in enumerate(self.COLUMNS[:-1])}
+        cols["fingerprint"] = [self.used[k] for k in keys]
+        write_table_atomic(pa.table(cols), storage.location(self.output) / self.FILE)
+        self.known = dict(self.used)
 
 
 class ExtractStage(Stage):
@@ -303,20 +357,35 @@ class ExtractStage(Stage):
         if not ctx.config.input:
             raise InputError("no input folder: give --input DIR or `input:` in the config")
         settings = ctx.config.settings(self.name)
-        found, _ = list_inputs(ctx.config.input, ctx.config.dump)
-        stems = Counter((dump, unit_stem(e.name)) for dump, e in found)
+        found, ignored = list_inputs(ctx.config.input, ctx.config.dump)
+        self._listed = ((ctx.config.input, ctx.config.dump), ignored)     # unread_inputs reuses it
+        stem_of = [unit_stem(e.name) for _, e in found]
+        stems = Counter((dump, stem) for (dump, _), stem in zip(found, stem_of))
+        cache = FingerprintCache(ctx.output)
+        folders: dict[str, str | None] = {}
         units = []
-        for dump, path in found:
+        for (dump, path), stem in zip(found, stem_of):
             # example.warc and example.warc.gz side by side: both keep their full names
-            stem = unit_stem(path.name)
             # a file name that is not valid UTF-8 gets a printable key (\xNN escapes)
             key = printable(f"{dump}/{stem if stems[(dump, stem)] == 1 else path.name}")
-            ref = input_ref(path, f"{dump}/{path.name}")
+            parent = os.path.dirname(path.location)
+            if parent not in folders:
+                try:
+                    folders[parent] = None if storage.is_uri(parent) else os.path.realpath(parent, strict=True)
+                except (OSError, RuntimeError):
+                    folders[parent] = None
+            ref = input_ref(path, f"{dump}/{path.name}", cache, folders[parent])
             unit = Unit(self.name, key, dump, [ref], out_path=f"extract/{key}.parquet",
                         rejects_path=f"rejects/extract/{key}.parquet")
             unit.fingerprint = fingerprint(self, settings, unit.inputs)
             units.append(unit)
+        self._cache = cache
         return units
+
+    def persist_plan(self, output) -> None:
+        cache = getattr(self, "_cache", None)
+        if cache is not None and str(cache.output) == str(output):
+            cache.save()
 
     def prepare(self, s: ExtractSettings, ctx) -> None:
         if s.prefilter:                          # fetch the model once, in the driver
@@ -326,10 +395,14 @@ class ExtractStage(Stage):
     def unread_inputs(self, config) -> list[str]:
         if not config.input:
             return []
-        try:
-            _, ignored = list_inputs(config.input, config.dump)
-        except InputError:
-            return []
+        listed = getattr(self, "_listed", None)
+        if listed is not None and listed[0] == (config.input, config.dump):
+            ignored = listed[1]         # the plan just listed the same folder
+        else:
+            try:
+                _, ignored = list_inputs(config.input, config.dump)
+            except InputError:
+                return []
         root = str(config.input).rstrip("/") + "/"
         return [printable((e.location[len(root):] if e.location.startswith(root) else e.name)
                           + ("/" if e.is_dir else "")) for e in ignored]

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curate.pipeline.config import Domain, at_least, between, setting
+from curate.pipeline.settings import Domain, at_least, between, setting
 from curate.pipeline.schema import extend_schema, with_columns
 from curate.pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
 from curate.stages.langid.model import LID_FTZ, LID_FTZ_SHA256, cache_dir, load_fasttext, resolve_lid_model, sha256_of

@@ -22,7 +22,7 @@ from curate.filters import FilterError, resolve_filter
 from curate.filters.mojibake import repair_mojibake
 from curate.filters.pii import mask_pii
 from curate.filters.text import TextView
-from curate.pipeline.config import NONEMPTY, between, setting
+from curate.pipeline.settings import NONEMPTY, between, setting
 from curate.pipeline.schema import extend_schema, with_columns
 from curate.pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
 from curate.pipeline.storage import location

@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 
 from curate.manifests.atomic import write_bytes_atomic, write_table_atomic
 from curate.manifests.manifest import FINISHED, read_rows
-from curate.pipeline.config import at_least, between, positive, setting
+from curate.pipeline.settings import at_least, between, positive, setting
 from curate.pipeline.schema import with_columns
 from curate.pipeline.stage import InputRef, PlanContext, Stage, Unit, UnitSink, fingerprint
 from curate.pipeline.shuffle import add_counts, ROW_GROUP_BYTES, ROW_GROUP_ROWS, read_range, sorted_runs

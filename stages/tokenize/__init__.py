@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.manifests.atomic import write_bytes_atomic
-from curate.pipeline.config import NONEMPTY, at_least, one_of, positive, setting
+from curate.pipeline.settings import NONEMPTY, at_least, one_of, positive, setting
 from curate.pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
 from curate.pipeline.storage import location
 
