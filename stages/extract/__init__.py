@@ -336,10 +336,11 @@ class FingerprintCache:
 
     def save(self) -> None:
         """Write what this plan used, when it differs from what was read."""
-        if self.output is None or self.used == self.known:
+        if self.output is None or self.used == self.known or not self.used:
             return
         import pyarrow as pa
-        keys = sorted(self.used)
+        # a name that is not UTF-8 (surrogate escapes) cannot be stored: fingerprinted anew
+        keys = sorted(k for k in self.used if printable(k[0]) == k[0] and printable(k[1]) == k[1])
         cols = {c: [k[i] for k in keys] for i, c in enumerate(self.COLUMNS[:-1])}
         cols["fingerprint"] = [self.used[k] for k in keys]
         write_table_atomic(pa.table(cols), storage.location(self.output) / self.FILE)
