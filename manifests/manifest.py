@@ -307,46 +307,61 @@ def read_all_rows(output: str | Path, warn=_warn) -> list[ManifestRow]:
 
 def compact(output, stage: str, units=None, drop=(), warn=_warn) -> int:
     """Merge manifest files of a stage; only the driver that holds the output lock calls
-    this, and only for units none of its tasks is running.
+    this, and only for units none of its tasks is running. `units` given: merge_parts;
+    else compact_all. Returns the number of files merged away."""
+    if units is not None:
+        return merge_parts(output, stage, units, warn)
+    return compact_all(output, stage, drop, warn)
 
-    `units` given: those units' loose parts go into one new compacted file (older
-    compacted files stay). `units` None: everything (compacted files and loose parts)
-    goes into one file, less the units in `drop` (outputs the runner removed); with
-    nothing to merge, nothing is written. Returns the number of files merged away."""
+
+def merge_parts(output, stage: str, units, warn=_warn) -> int:
+    """These finished units' loose parts into one new compacted file (as a stage runs)."""
+    folder = manifest_dir(output, stage)
+    wanted = {unit_file_name(u) for u in units}
+    for _ in range(20):
+        files = stage_files(output, stage)
+        parts = [p for p in files.parts if p.name in wanted]
+        if not parts:
+            return 0
+        try:
+            merged = newest_per_unit(map_io(lambda p: _read_file(p, warn), parts, folder))
+        except _Moved:
+            continue
+        _publish(merged, folder, files.next_seq, [], parts)
+        return len(parts)
+    raise RuntimeError(f"{folder}: its files kept changing while compacted")
+
+
+def compact_all(output, stage: str, drop=(), warn=_warn) -> int:
+    """Every compacted file and loose part into one file, less the units in `drop`
+    (outputs the runner removed). A stage already in one file, with nothing to drop, is
+    left as it is."""
     folder = manifest_dir(output, stage)
     drop = set(drop)
     for _ in range(20):
         files = stage_files(output, stage)
-        if units is not None:
-            wanted = {unit_file_name(u) for u in units}
-            files = StageFiles(files.compacted, [p for p in files.parts if p.name in wanted])
-            if not files.parts:
-                return 0
-            sources, older = files.parts, []
-        else:
-            if not files.parts and len(files.compacted) <= 1 and not drop:
-                return 0
-            sources = files.parts + [p for _, p in files.compacted]
-            older = files.compacted
+        if not files.parts and len(files.compacted) <= 1 and not drop:
+            return 0
         try:
-            if units is not None:
-                merged = newest_per_unit(map_io(lambda p: _read_file(p, warn), files.parts, folder))
-            else:
-                merged = _read_files(files, folder, warn)
+            merged = _read_files(files, folder, warn)
         except _Moved:
             continue
         before = merged.num_rows
         if drop:
             merged = merged.filter(pc.invert(pc.is_in(merged.column("unit"), pa.array(sorted(drop), pa.string()))))
-        if units is None and not files.parts and len(files.compacted) == 1 and merged.num_rows == before:
-            return 0            # nothing dropped after all: the one file stays as it is
-        if merged.num_rows:
-            write_table_atomic(merged, folder / compacted_name(files.next_seq), compression="zstd")
-        # the new file holds every row of what it merged: delete those, parts last (a
-        # reader that lists now sees the new file, and takes the newest row per unit)
-        for _, path in older:
-            path.unlink(missing_ok=True)
-        map_io(lambda p: p.unlink(missing_ok=True), sources if units is not None else files.parts, folder)
-        return len(sources)
+        if not files.parts and len(files.compacted) == 1 and merged.num_rows == before:
+            return 0            # nothing dropped after all
+        _publish(merged, folder, files.next_seq, [p for _, p in files.compacted], files.parts)
+        return len(files.parts) + len(files.compacted)
     raise RuntimeError(f"{folder}: its files kept changing while compacted")
 
+
+def _publish(merged: pa.Table, folder, seq: int, older: list, parts: list) -> None:
+    """Write the merged rows as compacted file `seq`, then delete what they came from:
+    older compacted files, parts last (a reader that lists meanwhile sees the new file and
+    takes the newest row per unit)."""
+    if merged.num_rows:
+        write_table_atomic(merged, folder / compacted_name(seq), compression="zstd")
+    for path in older:
+        path.unlink(missing_ok=True)
+    map_io(lambda p: p.unlink(missing_ok=True), parts, folder)

@@ -6,13 +6,12 @@ unit, and `curate verify [--deep]` checks every row and marks the damaged ones s
 """
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 
 from curate.manifests.atomic import sha256_file
 from curate.manifests.manifest import FINISHED, ManifestRow, read_all_rows, write_row
-from curate.pipeline.storage import ObjectPath, location
+from curate.pipeline.storage import location, tree
 
 DAMAGED = "damaged"         # the fingerprint a damaged unit's row gets: never equal to a plan's
 
@@ -41,32 +40,18 @@ def listed_sizes(output, stage: str, rows=()) -> dict[str, int]:
     sizes: dict[str, int] = {}
     extra = sorted({rel.split("/", 1)[0] for r in rows for rel in extra_files(r)})
     for sub in (stage, f"rejects/{stage}", *extra):
-        for rel, size in listing(out / sub).items():
+        for rel, size in tree(out / sub).items():
             sizes[f"{sub}/{rel}"] = size
     return sizes
 
 
-def listing(folder) -> dict[str, int]:
-    """{path below folder: size} of every file under it (recursive); {} when it is absent."""
-    if isinstance(folder, ObjectPath):
-        return folder.listing()
-    found: dict[str, int] = {}
-    stack = [(str(folder), "")]
-    while stack:
-        path, prefix = stack.pop()
-        try:
-            with os.scandir(path) as it:
-                for e in it:
-                    try:
-                        if e.is_dir():
-                            stack.append((e.path, f"{prefix}{e.name}/"))
-                        else:
-                            found[prefix + e.name] = e.stat().st_size
-                    except OSError:         # a dangling link, a file gone meanwhile
-                        continue
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-    return found
+def size_problem(rel: str, size: int | None, sizes: dict[str, int]) -> str | None:
+    """What is wrong with one file, given the sizes a listing found, or None."""
+    if rel not in sizes:
+        return f"{rel} is missing"
+    if size is not None and sizes[rel] != size:
+        return f"{rel} has {sizes[rel]} bytes, its manifest row says {size}"
+    return None
 
 
 def damage(output: str | Path, row: ManifestRow, deep: bool = False,
@@ -76,19 +61,17 @@ def damage(output: str | Path, row: ManifestRow, deep: bool = False,
     if row.status not in FINISHED or not row.path:
         return None
     for rel, size, digest in _files(row):
-        try:
-            if sizes is not None:
-                if rel not in sizes:
-                    raise FileNotFoundError(rel)
-                actual = sizes[rel]
-            else:
-                actual = (location(output) / rel).stat().st_size
-        except FileNotFoundError:
-            return f"{rel} is missing"
-        except OSError as exc:
-            return f"{rel} cannot be read ({exc.strerror or exc})"
-        if size is not None and actual != size:
-            return f"{rel} has {actual} bytes, its manifest row says {size}"
+        if sizes is not None:
+            problem = size_problem(rel, size, sizes)
+        else:
+            try:
+                problem = size_problem(rel, size, {rel: (location(output) / rel).stat().st_size})
+            except FileNotFoundError:
+                problem = f"{rel} is missing"
+            except OSError as exc:
+                problem = f"{rel} cannot be read ({exc.strerror or exc})"
+        if problem:
+            return problem
         if deep and digest and sha256_file(location(output) / rel) != digest:
             return f"{rel} does not match its recorded sha256"
     return None

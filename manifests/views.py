@@ -14,7 +14,7 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from curate.manifests.manifest import FINISHED, read_all_table
 from curate.pipeline.schema import DOC_SCHEMA, REJECT_SCHEMA
-from curate.pipeline.storage import ObjectPath, duckdb_connection, location, parquet_dataset
+from curate.pipeline.storage import ObjectPath, duckdb_connection, location, parquet_dataset, tree
 
 
 def sql_str(value) -> str:
@@ -123,24 +123,7 @@ def _listed(output, top: str, present: dict | None = None) -> set[str]:
     call per file); remembered in `present` for the connection being made."""
     if present is not None and top in present:
         return present[top]
-    base = output / top
-    if isinstance(base, ObjectPath):
-        found = {f"{top}/{rel}" for rel in base.listing()}
-    else:
-        import os
-        found = set()
-        stack = [(str(base), f"{top}/")]
-        while stack:
-            path, prefix = stack.pop()
-            try:
-                with os.scandir(path) as it:
-                    for e in it:
-                        if e.is_dir():
-                            stack.append((e.path, f"{prefix}{e.name}/"))
-                        else:
-                            found.add(prefix + e.name)
-            except (FileNotFoundError, NotADirectoryError):
-                continue
+    found = {f"{top}/{rel}" for rel in tree(output / top, sizes=False)}
     if present is not None:
         present[top] = found
     return found
@@ -201,7 +184,8 @@ def connect(output: str | Path, database: str = ":memory:", only: tuple[str, ...
     con.execute("CREATE OR REPLACE VIEW shards AS SELECT * FROM _manifest")
     named = views_named(sql) if sql is not None else None
     if named is not None and not any(v == "unserved" or v == "rejects" or v.startswith("docs_") for v in named):
-        _light_views(con, output, named)
+        if "dedup_curve" in named:      # the one other view that reads no shard
+            _curve_view(con, output)
         if read_only:
             lock_down(con, output)
         return con
@@ -223,12 +207,7 @@ def connect(output: str | Path, database: str = ":memory:", only: tuple[str, ...
         rows = _sampled(con, rows, sample)
     if only is None:
         _view_over(con, "rejects", [output / p for p in rows["rejects_path"] if p], REJECT_SCHEMA)
-        curve = output / "reports" / "dedup_curve.parquet"
-        if curve.exists():
-            import pyarrow.parquet as pq
-            con.register("_dedup_curve", pq.read_table(curve))      # a few rows
-            con.execute("CREATE OR REPLACE VIEW dedup_curve AS SELECT dumps_used, docs, removed, rate, "
-                        "last_dump FROM _dedup_curve")
+        _curve_view(con, output)
     by_stage: dict[str, list[str]] = {}
     for stage, path in zip(rows["stage"], rows["path"]):
         if path:
@@ -264,10 +243,10 @@ def _sampled(con: duckdb.DuckDBPyConnection, rows: dict[str, list], limit: int) 
     return {k: [v[i] for i in keep] for k, v in rows.items()}
 
 
-def _light_views(con: duckdb.DuckDBPyConnection, output, named: set[str]) -> None:
-    """The views that read no shard, as far as a statement names them."""
+def _curve_view(con: duckdb.DuckDBPyConnection, output) -> None:
+    """dedup_curve, from the few rows dedup wrote (when it ran)."""
     curve = output / "reports" / "dedup_curve.parquet"
-    if "dedup_curve" in named and curve.exists():
+    if curve.exists():
         import pyarrow.parquet as pq
         con.register("_dedup_curve", pq.read_table(curve))
         con.execute("CREATE OR REPLACE VIEW dedup_curve AS SELECT dumps_used, docs, removed, rate, "

@@ -8,8 +8,8 @@ from pathlib import Path
 import duckdb
 
 from curate.manifests.manifest import FINISHED, ManifestRow, read_table
-from curate.manifests.verify import damage, listed_sizes
-from curate.pipeline.runner import DONE, FAILED_STATE, MISSING, PARTIAL, STALE, RunResult, unit_state
+from curate.manifests.verify import damage, listed_sizes, size_problem
+from curate.pipeline.runner import DONE, FAILED_STATE, MISSING, PARTIAL, STALE, RunResult
 from curate.pipeline.stage import Unit
 from curate.pipeline.storage import ObjectPath, parquet_dataset
 from curate.manifests.views import sql_list
@@ -174,19 +174,12 @@ def _damaged(output: Path, stage: str, table, indices: list[int]) -> dict[int, s
     for i in indices:
         if cols["status"][i] not in FINISHED or not cols["path"][i]:
             continue
-        for rel, want in ((cols["path"][i], cols["bytes"][i]), (cols["rejects_path"][i], cols["rejects_bytes"][i])):
-            if not rel:
-                continue
-            got = sizes.get(rel)
-            if got is None:
-                broken[i] = f"{rel} is missing"
-                break
-            if want is not None and got != want:
-                broken[i] = f"{rel} has {got} bytes, its manifest row says {want}"
-                break
-        else:
-            if cols["stats"][i] and '"files"' in cols["stats"][i]:
-                extra.append(i)
+        problem = next(filter(None, (size_problem(rel, want, sizes) for rel, want in (
+            (cols["path"][i], cols["bytes"][i]), (cols["rejects_path"][i], cols["rejects_bytes"][i])) if rel)), None)
+        if problem:
+            broken[i] = problem
+        elif cols["stats"][i] and '"files"' in cols["stats"][i]:
+            extra.append(i)
     if extra:
         rows = table.take(extra).to_pylist()
         for i, rec in zip(extra, rows):

@@ -483,7 +483,7 @@ class Runner:
             upstream_rows = read_rows(self.output, previous) if previous else {}
         self._refuse_empty_plan(name, units, rows, previous, upstream_rows)
         dropped = self._drop_orphans(name, units, rows)
-        compact(self.output, name, drop=dropped, warn=lambda m: self.log(f"[{name}] {m}"))
+        compact(self.output, name, drop=dropped, warn=self._stage_log(name))
         if previous and stage.waits_for_all_inputs(settings) and self._wait_for_all(
                 name, units, previous, upstream_units, upstream_rows, res):
             res.seconds = time.perf_counter() - t0
@@ -495,13 +495,16 @@ class Runner:
             self._current = res
             if self._prepare(name, stage, settings, units, todo, res):
                 self._dispatch(name, settings, todo, upstream_rows, res, t0)
-            compact(self.output, name, warn=lambda m: self.log(f"[{name}] {m}"))   # the stage is one file
+            compact(self.output, name, warn=self._stage_log(name))   # the stage is one file
         res.seconds = time.perf_counter() - t0
         if res.ran:
             self._record_stage(res)
         if res.ran or not todo:
             self._check_conservation(name, res, previous, upstream_rows)
         return res
+
+    def _stage_log(self, name: str):
+        return lambda message: self.log(f"[{name}] {message}")
 
     def _sweep(self, name: str) -> None:
         """Temporary files an interrupted run left (never a published one)."""
@@ -514,7 +517,7 @@ class Runner:
         """The stage's rows whose files are whole: a unit whose shard, rejects or further
         files are missing or of another size than its row says is left out (redone).
         Sizes come from one listing per folder, not a request (or stat call) per file."""
-        rows = read_rows(self.output, name, warn=lambda m: self.log(f"[{name}] {m}"))
+        rows = read_rows(self.output, name, warn=self._stage_log(name))
         if not rows:
             return rows
         listed = listed_sizes(self.output, name, rows.values())
@@ -609,7 +612,7 @@ class Runner:
         queue = collections.deque(todo)
         pending: dict = {}
         out_uri = str(self.output.resolve())
-        merger = _RowMerger(self.output, name, lambda m: self.log(f"[{name}] {m}"))
+        merger = _RowMerger(self.output, name, self._stage_log(name))
 
         def refill() -> None:
             limit = self._window()

@@ -500,6 +500,32 @@ def list_dir(where: str) -> list[Entry]:
                    for i in infos), key=lambda e: e.name)
 
 
+def tree(folder, sizes: bool = True) -> dict[str, int | None]:
+    """{path below folder: size} of every file under it, recursive; {} when it is absent.
+    Object storage: one listing (sizes come with it). Local: a directory scan per folder,
+    and a stat per file only when `sizes` (else the sizes are None)."""
+    loc = location(folder)
+    if isinstance(loc, ObjectPath):
+        return loc.listing()
+    found: dict[str, int | None] = {}
+    stack = [(str(loc), "")]
+    while stack:
+        path, prefix = stack.pop()
+        try:
+            with os.scandir(path) as it:
+                for e in it:
+                    try:
+                        if e.is_dir():
+                            stack.append((e.path, f"{prefix}{e.name}/"))
+                        else:
+                            found[prefix + e.name] = e.stat().st_size if sizes else None
+                    except OSError:         # a dangling link, a file gone meanwhile
+                        continue
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    return found
+
+
 def size(where: str) -> int:
     if not is_uri(where):
         return os.stat(where).st_size
