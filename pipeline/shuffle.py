@@ -184,6 +184,32 @@ def sorted_runs(map_fn, output: str, files: list[str], key: str, folder: str, co
     return files
 
 
+def range_files(map_fn, output: str, runs: list[str], key: str, n: int, folder: str,
+                stats: dict | None = None) -> list[list]:
+    """The rows of sorted runs as n files, one per key range (key_ranges(n)), each sorted
+    by `key`: a task per range reads its rows from the runs. A reader of one key then opens
+    one file instead of every run (dedup's apply units: units x runs opens otherwise).
+    Returns [lo, hi, path] per range that holds rows."""
+    rmtree(location(output) / folder)
+    ranges = key_ranges(n)
+    dests = [f"{folder}/{j:06d}.parquet" for j in range(n)]
+    results = map_fn(range_file, [(output, runs, key, lo, hi, d) for (lo, hi), d in zip(ranges, dests)])
+    if stats is not None:
+        add_counts(stats, results)
+    return [[lo, hi, d] for (lo, hi), d, r in zip(ranges, dests, results) if r["writes"]]
+
+
+def range_file(output: str, runs: list[str], key: str, lo: int, hi: int, dest: str) -> dict:
+    """One range of range_files."""
+    t0 = time.process_time()
+    out = location(output)
+    t = read_range(out, runs, key, lo, hi)
+    if t is not None:
+        with atomic_path(out / dest) as tmp:
+            pq.write_table(t.sort_by([(key, "ascending")]), tmp, row_group_size=ROW_GROUP_ROWS)
+    return {"opens": len(runs), "writes": int(t is not None), "cpu_s": time.process_time() - t0}
+
+
 def add_counts(stats: dict, results: list[dict]) -> None:
     for k in ("opens", "writes", "cpu_s"):
         stats[k] = stats.get(k, 0) + sum(r.get(k, 0) for r in results)

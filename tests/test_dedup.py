@@ -183,8 +183,8 @@ def _decisions(out):
     import json
 
     import pyarrow.parquet as pq
-    runs = json.loads((out / "_work" / "dedup" / "decisions.json").read_text())["runs"]
-    rows = [r for p in runs for r in pq.read_table(out / p).to_pylist()]
+    parts = json.loads((out / "_work" / "dedup" / "decisions.json").read_text())["parts"]
+    rows = [r for _, _, p in parts for r in pq.read_table(out / p).to_pylist()]
     return sorted(rows, key=lambda r: (r["unit"], r["doc"]))
 
 

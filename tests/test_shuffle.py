@@ -77,3 +77,28 @@ def test_clustering_over_ranges_equals_union_find(tmp_path, shape, tasks):
     nodes, parent = clusters(y, x)
     assert got == dict(zip(nodes.tolist(), nodes[parent].tolist()))
     assert rounds > 1
+
+
+def test_range_files_split_runs_into_one_sorted_file_per_key_range(tmp_path):
+    """dedup's decisions: an apply unit opens the one file of its unit-id range, not every run."""
+    rng = np.random.default_rng(3)
+    runs, everything = [], []
+    for i in range(5):
+        k = np.sort(rng.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, 400))  # unit ids: hashes
+        t = pa.table({"k": k, "src": np.full(len(k), i)})
+        pq.write_table(t, tmp_path / f"run-{i}.parquet", row_group_size=64)
+        runs.append(f"run-{i}.parquet")
+        everything.append(t)
+    stats = {}
+    parts = shuffle.range_files(serial_map, str(tmp_path), runs, "k", 7, "parts", stats=stats)
+    assert len(parts) == 7 and stats["opens"] == 7 * 5 and stats["writes"] == 7
+    got = []
+    for lo, hi, path in parts:
+        t = pq.read_table(tmp_path / path)
+        keys = t.column("k").to_pylist()
+        assert keys == sorted(keys) and all(lo <= k <= hi for k in keys)
+        got += list(zip(keys, t.column("src").to_pylist()))
+    whole = pa.concat_tables(everything)
+    assert sorted(got) == sorted(zip(whole.column("k").to_pylist(), whole.column("src").to_pylist()))
+    # ranges tile the key space: every key has exactly one file
+    assert all(a[1] + 1 == b[0] for a, b in zip(parts, parts[1:]))

@@ -35,12 +35,12 @@ from curate.manifests.atomic import write_bytes_atomic, write_table_atomic
 from curate.pipeline.settings import at_least, between, one_of, setting
 from curate.pipeline.schema import extend_schema, with_columns
 from curate.pipeline.stage import PlanContext, Stage, Unit, UnitSink, plan_one_to_one
-from curate.pipeline.shuffle import key_ranges, sorted_runs
+from curate.pipeline.shuffle import key_ranges, range_files, sorted_runs
 from curate.stages.dedup.buckets import EDGES_BY_X, EDGES_BY_Y, band_runs, bucket_edges, bucket_tasks, dump_ranks
 from curate.stages.dedup.components import BYTES_PER_EDGE
 from curate.stages.dedup.labels import cluster_labels
 from curate.stages.dedup.signatures import compute_signatures, doc_keys
-from curate.stages.dedup.survivors import (DECISIONS, ROOTED, attach_roots, by_root, member_runs, memory_bytes,
+from curate.stages.dedup.survivors import (DECISION_PART_ROWS, DECISIONS, ROOTED, attach_roots, by_root, member_runs, memory_bytes,
                                            unit_decisions, write_decision_index)
 from curate.pipeline.storage import location, rmtree
 
@@ -197,10 +197,13 @@ class DedupStage(Stage):
         res = ctx.map(by_root, [(output, rooted_m, rooted_e, lo, hi, s.survivor, n_dumps, dparts[j], limit)
                                 for j, (lo, hi) in enumerate(ranges)])
         _add(st, res)
-        write_decision_index(output, sorted_runs(ctx.map, output, [d for d, r in zip(dparts, res) if r["writes"]],
-                                                 "unit_id", f"{DECISIONS}/runs", stats=st))
-        done(st)
         in_clusters = sum(r["in_clusters"] for r in res)
+        druns = sorted_runs(ctx.map, output, [d for d, r in zip(dparts, res) if r["writes"]],
+                            "unit_id", f"{DECISIONS}/runs", stats=st)
+        n_parts = max(1, -(-in_clusters // DECISION_PART_ROWS))
+        write_decision_index(output, range_files(ctx.map, output, druns, "unit_id", n_parts, f"{DECISIONS}/units",
+                                                 stats=st) if druns else [])
+        done(st)
         clusters = sum(r["clusters"] for r in res)
         removed = np.sum([r["removed"] for r in res], axis=0) if res else np.zeros(n_dumps, np.int64)
         mode = "memory" if in_memory else "disk"

@@ -11,7 +11,8 @@ roots (labels.py gives every document in an edge its cluster's smallest key).
   remove (the curve). A task holds only its clusters, within `components_memory`
   (DuckDB spills beyond it).
 
-The decisions' runs are sorted by unit, so an apply task reads only its unit's row groups.
+The decisions are sorted by unit and split into one file per range of unit ids, so an apply
+task opens one file and reads only its unit's row groups.
 """
 from __future__ import annotations
 
@@ -174,16 +175,24 @@ def by_root(output: str, members: list[str], edges: list[str], lo: int, hi: int,
     return result
 
 
-def write_decision_index(output: str, runs: list[str]) -> None:
-    write_bytes_atomic(json.dumps({"runs": runs}).encode(), location(output) / DECISION_INDEX)
+DECISION_PART_ROWS = 1_000_000     # decisions per unit-range file (about 60 MB in a task)
+
+
+def write_decision_index(output: str, parts: list[list]) -> None:
+    """decisions.json: [lo, hi, path] of each unit-id range's file."""
+    write_bytes_atomic(json.dumps({"parts": parts}).encode(), location(output) / DECISION_INDEX)
 
 
 def unit_decisions(output, unit_key: str) -> pa.Table | None:
-    """The decisions of one input unit: only its row groups of the decisions' runs."""
+    """The decisions of one input unit: only its row groups of its range's one file."""
     out = location(output)
-    runs = json.loads((out / DECISION_INDEX).read_text())["runs"]
+    index = json.loads((out / DECISION_INDEX).read_text())
     h = unit_id(unit_key)
-    t = read_range(out, runs, "unit_id", h, h, columns=["unit_id", "unit", "doc", "survivor", "reason", "count"])
+    # one file: the range that holds this unit's id (a unit no decision names has none)
+    files = [path for lo, hi, path in index["parts"] if lo <= h <= hi]
+    if not files:
+        return None
+    t = read_range(out, files, "unit_id", h, h, columns=["unit_id", "unit", "doc", "survivor", "reason", "count"])
     return t.filter(pc.equal(t.column("unit"), unit_key)) if t is not None else None
 
 
