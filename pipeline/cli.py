@@ -156,7 +156,7 @@ class RunStopped(Exception):
 def _run_pipeline(cfg, address, view, rerun: str, **run_args):
     """Run the pipeline; SIGINT, SIGTERM or a closed stdout stop it cleanly (Ray shut
     down, lock released) and become `RunStopped`, naming the stage and how to finish."""
-    from curate.pipeline.interrupt import EXIT_BROKEN_PIPE, Interrupted, stop_on_signals
+    from curate.pipeline.interrupt import EXIT_BROKEN_PIPE, stop_on_signals
     from curate.pipeline.runner import Runner, stop_ray
     runner = Runner(cfg, address=address, view=view)
     try:
@@ -167,9 +167,10 @@ def _run_pipeline(cfg, address, view, rerun: str, **run_args):
                 view.close()
                 if runner.started_ray:      # never a Ray this process had before (a caller's, a test's)
                     stop_ray()
-    except (Interrupted, KeyboardInterrupt, BrokenPipeError, SystemExit) as exc:
-        if isinstance(exc, SystemExit) and exc.code != signal.SIGTERM:
-            raise       # (Ray's own SIGTERM handler exits with 15; anything else goes on out)
+    except BaseException as raised:
+        exc = _stop_cause(raised)
+        if exc is None:
+            raise
         if isinstance(exc, BrokenPipeError):
             _silence_broken_streams()
             why, code = "its output was closed (broken pipe)", EXIT_BROKEN_PIPE
@@ -179,6 +180,21 @@ def _run_pipeline(cfg, address, view, rerun: str, **run_args):
         where = f" during stage {runner.stage_now}" if runner.stage_now else " before any stage started"
         raise RunStopped(f"the run stopped{where}: {why}. What is published is whole; run `{rerun}` "
                          "with the same arguments to finish the rest", code) from None
+
+
+def _stop_cause(exc: BaseException | None) -> BaseException | None:
+    """The signal or closed pipe that stopped a run, also where a library wrapped it: a
+    SIGINT that lands inside Ray's CoreWorker.wait comes out as a SystemError caused by our
+    Interrupted. Ray's own SIGTERM handler exits with 15; any other SystemExit is not one."""
+    from curate.pipeline.interrupt import Interrupted
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (Interrupted, KeyboardInterrupt, BrokenPipeError)) or (
+                isinstance(exc, SystemExit) and exc.code == signal.SIGTERM):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _silence_stdout() -> None:

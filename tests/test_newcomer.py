@@ -199,3 +199,30 @@ def test_estimate_on_a_sample_removes_its_temporary_run_and_says_so(ray_address,
     assert r.returncode == 0, r.stderr
     assert "removed once measured" in r.stderr and "budget" in r.stdout
     assert not list(tmp_path.glob("curate-estimate-*"))
+
+
+def test_an_interrupt_that_ray_wraps_still_stops_the_run_cleanly(monkeypatch, tmp_path):
+    """A SIGINT that lands inside ray.wait comes out of Ray's CoreWorker.wait as a
+    SystemError caused by our Interrupted (CI saw exit 1 and a traceback): still exit 130."""
+    import signal as signals
+
+    from curate.pipeline import cli
+    from curate.pipeline.config import config_from_dict
+    from curate.pipeline.interrupt import Interrupted
+    from curate.pipeline.progress import View
+    from curate.pipeline.runner import Runner
+
+    def wrapped(self, **kw):
+        self.stage_now = "extract"
+        try:
+            raise Interrupted(signals.SIGINT)
+        except Interrupted as exc:
+            raise SystemError("<cyfunction CoreWorker.wait> returned a result with an exception set") from exc
+    monkeypatch.setattr(Runner, "run", wrapped)
+    cfg = config_from_dict({"input": str(tmp_path), "output": str(tmp_path / "out")})
+    with pytest.raises(cli.RunStopped) as stopped:
+        cli._run_pipeline(cfg, None, View(), "curate run")
+    assert stopped.value.code == 130 and "during stage extract" in str(stopped.value)
+    monkeypatch.setattr(Runner, "run", lambda self, **kw: (_ for _ in ()).throw(ValueError("a real bug")))
+    with pytest.raises(ValueError):
+        cli._run_pipeline(cfg, None, View(), "curate run")
