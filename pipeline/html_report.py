@@ -72,9 +72,19 @@ def _svg(fig) -> str:
     return text[text.index("<svg"):]
 
 
+def _hist(ax, values, bins: int = 30, **style) -> None:
+    """A histogram as one filled outline (ax.hist draws a patch per bin: a third of the
+    report's CPU went into drawing the signals' bars)."""
+    import numpy as np
+    counts, edges = np.histogram(np.asarray(values, dtype=float), bins=bins)
+    ax.stairs(counts, edges, fill=True, **style)
+
+
 def _fig(title: str | None = None, w: float = 7.0, h: float = 3.2):
     import matplotlib
     matplotlib.use("Agg")
+    # text as SVG text, not as glyph outlines: smaller pages, less drawing
+    matplotlib.rcParams["svg.fonttype"] = "none"
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(w, h))
     if title:
@@ -238,7 +248,7 @@ class Report:
                 limit = float(parsed[0].group(4))
                 details += [(st, reason, v, limit) for v in values]
                 fig, ax = _fig(f"{reason}: {parsed[0].group(1)} of rejected documents", 4.6, 2.6)
-                ax.hist(values, bins=30, color="#c62828", alpha=0.8)
+                _hist(ax, values, color="#c62828", alpha=0.8)
                 ax.axvline(limit, color="#1d2330", linestyle="--", label=f"threshold {limit:g}")
                 _legend(ax, 7)
                 figs.append(f"<div class='fig'>{_svg(fig)}</div>")
@@ -397,7 +407,7 @@ class Report:
             limits = thresholds.get(c, [])
             rows += [(c, v) for v in nums]
             fig, ax = _fig(c, 3.6, 2.3)
-            ax.hist(nums, bins=30, color="#2457c5", alpha=0.85, label="kept")
+            _hist(ax, nums, color="#2457c5", alpha=0.85, label="kept")
             lo, hi = min(nums), max(nums)
             span = (hi - lo) or 1.0
             for limit in limits:

@@ -16,8 +16,10 @@ unit is the difference between two sizes over the difference in units.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -80,12 +82,20 @@ def make_planned(base: Path, n: int) -> Path:
     cfg = load_config(str(base / "x.yaml"), {"input": str(base / f"in-{n}"), "output": str(out)})
     units = plan_pipeline(cfg)["extract"]
     recs = []
+    sources = {model.path: one / model.path, model.rejects_path: one / model.rejects_path}
     for u in units:
         for rel, src in ((u.out_path, model.path), (u.rejects_path, model.rejects_path)):
             dest = out / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
-            if not dest.exists():
-                os.link(one / src, dest)
+            if dest.exists():
+                continue
+            try:
+                os.link(sources[src], dest)
+            except OSError as exc:          # a file system's link limit (65,000 on ext4): a new source
+                if exc.errno != errno.EMLINK:
+                    raise
+                shutil.copyfile(sources[src], dest)
+                sources[src] = dest
         recs.append({**model.__dict__, "unit": u.key, "fingerprint": u.fingerprint, "path": u.out_path,
                      "rejects_path": u.rejects_path, "dump": u.dump, "inputs": [i.path for i in u.inputs],
                      "status": DONE})
