@@ -87,11 +87,13 @@ class _Reader:
 
 
 def merge_sorted(output: str, inputs: list[str], dest: str, key: str, columns: list[str] | None = None,
-                 constants: list[dict] | None = None, presorted: bool = True) -> dict:
+                 constants: list[dict] | None = None, presorted: bool = True,
+                 group_bytes: int = ROW_GROUP_BYTES) -> dict:
     """Merge files (each sorted by `key`) into one file sorted by `key`, streaming.
     `constants`: per input, columns to add ({name: (arrow type, value)}), such as the
     dump rank of a shard's band keys. `presorted=False`: inputs are read whole and sorted
-    first (one unit's file each). Returns counts for the benchmark."""
+    first (one unit's file each). `group_bytes`: the most bytes per row group (what a range
+    reader reads past its range at each end). Returns counts for the benchmark."""
     t0 = time.process_time()
     out = location(output)
     opened = [(p, _Reader(out / p, key, columns, (constants or [None] * len(inputs))[i], presorted))
@@ -105,11 +107,11 @@ def merge_sorted(output: str, inputs: list[str], dest: str, key: str, columns: l
             pending: list[pa.Table] = []
             for chunk in _merged_chunks(readers, key):
                 pending.append(_conform(chunk, schema))
-                if sum(t.num_rows for t in pending) >= ROW_GROUP_ROWS or sum(t.nbytes for t in pending) >= ROW_GROUP_BYTES:
-                    n += _write_groups(writer, pending)
+                if sum(t.num_rows for t in pending) >= ROW_GROUP_ROWS or sum(t.nbytes for t in pending) >= group_bytes:
+                    n += _write_groups(writer, pending, group_bytes)
                     pending = []
             if pending:
-                n += _write_groups(writer, pending)
+                n += _write_groups(writer, pending, group_bytes)
     return {"rows": n, "opens": len(readers), "writes": 1, "rows_in": rows_in, "cpu_s": time.process_time() - t0}
 
 
@@ -147,17 +149,18 @@ def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
-def _write_groups(writer, pending: list[pa.Table]) -> int:
+def _write_groups(writer, pending: list[pa.Table], group_bytes: int = ROW_GROUP_BYTES) -> int:
     t = pa.concat_tables(pending)
     if t.num_rows:
         per_row = max(1, t.nbytes // t.num_rows)
-        writer.write_table(t, row_group_size=max(1, min(ROW_GROUP_ROWS, ROW_GROUP_BYTES // per_row)))
+        writer.write_table(t, row_group_size=max(1, min(ROW_GROUP_ROWS, group_bytes // per_row)))
     return t.num_rows
 
 
 def sorted_runs(map_fn, output: str, files: list[str], key: str, folder: str, columns: list[str] | None = None,
                 constants: list[dict] | None = None, presorted: bool = True, fan_in: int = FAN_IN,
-                stats: dict | None = None, rows_in: dict | None = None) -> list[str]:
+                stats: dict | None = None, rows_in: dict | None = None,
+                group_bytes: int = ROW_GROUP_BYTES) -> list[str]:
     """At most fan_in files sorted by `key` holding every row of `files`: merge levels
     under folder/ (cleared first). The first level always runs when constants are given
     or the inputs are not sorted. `stats` collects the merge tasks' counts; `rows_in`, the
@@ -172,7 +175,7 @@ def sorted_runs(map_fn, output: str, files: list[str], key: str, folder: str, co
         results = map_fn(merge_sorted, [
             (output, [files[i] for i in g], d, key, columns if level == 0 else None,
              [constants[i] for i in g] if (constants is not None and level == 0) else None,
-             presorted or level > 0) for g, d in zip(groups, dests)])
+             presorted or level > 0, group_bytes) for g, d in zip(groups, dests)])
         if stats is not None:
             add_counts(stats, results)
         if rows_in is not None and level == 0:
@@ -185,28 +188,30 @@ def sorted_runs(map_fn, output: str, files: list[str], key: str, folder: str, co
 
 
 def range_files(map_fn, output: str, runs: list[str], key: str, n: int, folder: str,
-                stats: dict | None = None) -> list[list]:
+                stats: dict | None = None, group_rows: int = ROW_GROUP_ROWS) -> list[list]:
     """The rows of sorted runs as n files, one per key range (key_ranges(n)), each sorted
     by `key`: a task per range reads its rows from the runs. A reader of one key then opens
     one file instead of every run (dedup's apply units: units x runs opens otherwise).
+    `group_rows`: rows per row group (a reader of one key reads one or two of them).
     Returns [lo, hi, path] per range that holds rows."""
     rmtree(location(output) / folder)
     ranges = key_ranges(n)
     dests = [f"{folder}/{j:06d}.parquet" for j in range(n)]
-    results = map_fn(range_file, [(output, runs, key, lo, hi, d) for (lo, hi), d in zip(ranges, dests)])
+    results = map_fn(range_file, [(output, runs, key, lo, hi, d, group_rows) for (lo, hi), d in zip(ranges, dests)])
     if stats is not None:
         add_counts(stats, results)
     return [[lo, hi, d] for (lo, hi), d, r in zip(ranges, dests, results) if r["writes"]]
 
 
-def range_file(output: str, runs: list[str], key: str, lo: int, hi: int, dest: str) -> dict:
+def range_file(output: str, runs: list[str], key: str, lo: int, hi: int, dest: str,
+               group_rows: int = ROW_GROUP_ROWS) -> dict:
     """One range of range_files."""
     t0 = time.process_time()
     out = location(output)
     t = read_range(out, runs, key, lo, hi)
     if t is not None:
         with atomic_path(out / dest) as tmp:
-            pq.write_table(t.sort_by([(key, "ascending")]), tmp, row_group_size=ROW_GROUP_ROWS)
+            pq.write_table(t.sort_by([(key, "ascending")]), tmp, row_group_size=group_rows)
     return {"opens": len(runs), "writes": int(t is not None), "cpu_s": time.process_time() - t0}
 
 

@@ -184,6 +184,8 @@ def main(argv=None) -> int:
             sys.stdout.flush()
     finally:
         if cluster is not None:
+            import ray
+            ray.shutdown()          # the driver first: a cluster refuses to remove the node it is on
             cluster.shutdown()
         if not args.dir:
             shutil.rmtree(base, ignore_errors=True)

@@ -40,7 +40,7 @@ from curate.stages.dedup.buckets import EDGES_BY_X, EDGES_BY_Y, band_runs, bucke
 from curate.stages.dedup.components import BYTES_PER_EDGE
 from curate.stages.dedup.labels import cluster_labels
 from curate.stages.dedup.signatures import compute_signatures, doc_keys
-from curate.stages.dedup.survivors import (DECISION_PART_ROWS, DECISIONS, ROOTED, attach_roots, by_root, member_runs, memory_bytes,
+from curate.stages.dedup.survivors import (DECISION_GROUP_ROWS, DECISION_PART_ROWS, DECISIONS, ROOTED, attach_roots, by_root, member_runs, memory_bytes,
                                            unit_decisions, write_decision_index)
 from curate.pipeline.storage import location, rmtree
 
@@ -201,8 +201,9 @@ class DedupStage(Stage):
         druns = sorted_runs(ctx.map, output, [d for d, r in zip(dparts, res) if r["writes"]],
                             "unit_id", f"{DECISIONS}/runs", stats=st)
         n_parts = max(1, -(-in_clusters // DECISION_PART_ROWS))
+        # small row groups: an apply unit reads its few rows, not 65,536 of other units'
         write_decision_index(output, range_files(ctx.map, output, druns, "unit_id", n_parts, f"{DECISIONS}/units",
-                                                 stats=st) if druns else [])
+                                                 stats=st, group_rows=DECISION_GROUP_ROWS) if druns else [])
         done(st)
         clusters = sum(r["clusters"] for r in res)
         removed = np.sum([r["removed"] for r in res], axis=0) if res else np.zeros(n_dumps, np.int64)

@@ -176,6 +176,7 @@ def by_root(output: str, members: list[str], edges: list[str], lo: int, hi: int,
 
 
 DECISION_PART_ROWS = 1_000_000     # decisions per unit-range file (about 60 MB in a task)
+DECISION_GROUP_ROWS = 4096         # rows per row group of those files: what an apply unit reads
 
 
 def write_decision_index(output: str, parts: list[list]) -> None:
