@@ -183,32 +183,46 @@ class _Moved(Exception):
     """A listed manifest file is gone: a compaction merged it meanwhile; list again."""
 
 
-def _conform(table: pa.Table) -> pa.Table:
-    """The manifest schema, whatever an older writer left out."""
+def _conform(table: pa.Table, schema: pa.Schema = MANIFEST_SCHEMA) -> pa.Table:
+    """The manifest schema (or the part of it a reader asked for), whatever an older
+    writer left out."""
     missing = [c for c in REQUIRED if c not in table.column_names]
     if missing:
         raise ValueError(f"no column {', '.join(missing)}")
     cols = []
-    for f in MANIFEST_SCHEMA:
+    for f in schema:
         col = table.column(f.name) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
         cols.append(col.cast(f.type))
     for name in REQUIRED:
         if table.num_rows and table.column(name).null_count:
             raise ValueError("a row lacks its unit, fingerprint or status")
-    return pa.Table.from_arrays(cols, schema=MANIFEST_SCHEMA)
+    return pa.Table.from_arrays(cols, schema=schema)
 
 
-def _read_file(path, warn) -> pa.Table | None:
-    """One manifest file as a table in the manifest schema; None when it was damaged (it
-    is moved aside). Raises _Moved when it is gone."""
+def _schema(columns) -> pa.Schema:
+    """The manifest schema, or its `columns` (with the required ones, first)."""
+    if columns is None:
+        return MANIFEST_SCHEMA
+    names = list(REQUIRED) + [c for c in columns if c not in REQUIRED]
+    return pa.schema([MANIFEST_SCHEMA.field(c) for c in names])
+
+
+def _read_file(path, warn, columns=None) -> pa.Table | None:
+    """One manifest file as a table in the manifest schema (or those of its `columns`);
+    None when it was damaged (it is moved aside). Raises _Moved when it is gone."""
     try:
         # the whole file in one read, parsed from memory: a fifth of read_table's cost
         # for a small part (no dataset discovery), one GET in object storage
         data = path.read_bytes()
     except FileNotFoundError:
         raise _Moved(str(path)) from None
+    schema = _schema(columns)
     try:
-        return _conform(pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False))
+        pf = pq.ParquetFile(pa.BufferReader(data))
+        # only the columns asked for are decoded: status reads 9 of 24 (the checksums and
+        # stats are most of a row's decoding)
+        names = None if columns is None else [c for c in schema.names if c in pf.schema_arrow.names]
+        return _conform(pf.read(columns=names, use_threads=False), schema)
     except Exception as exc:            # any damage: truncated, random bytes, wrong schema
         quarantine(path, f"{type(exc).__name__}: {str(exc)[:200]}", warn)
         return None
@@ -244,11 +258,11 @@ def stage_files(output, stage: str) -> StageFiles:
     return found
 
 
-def newest_per_unit(tables: list[pa.Table]) -> pa.Table:
+def newest_per_unit(tables: list[pa.Table], schema: pa.Schema = MANIFEST_SCHEMA) -> pa.Table:
     """The last row of each unit across tables given oldest first, sorted by unit."""
     tables = [t for t in tables if t is not None and t.num_rows]
     if not tables:
-        return MANIFEST_SCHEMA.empty_table()
+        return schema.empty_table()
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     if len(tables) > 1 or len(pc.unique(table.column("unit"))) != table.num_rows:
         order = pa.array(range(table.num_rows), pa.int64())
@@ -258,21 +272,21 @@ def newest_per_unit(tables: list[pa.Table]) -> pa.Table:
     return table.sort_by("unit")
 
 
-def _read_files(files: StageFiles, folder, warn) -> pa.Table:
-    compacted = [_read_file(p, warn) for _, p in files.compacted]
-    parts = map_io(lambda p: _read_file(p, warn), files.parts, folder)
-    return newest_per_unit(compacted + parts)
+def _read_files(files: StageFiles, folder, warn, columns=None) -> pa.Table:
+    compacted = [_read_file(p, warn, columns) for _, p in files.compacted]
+    parts = map_io(lambda p: _read_file(p, warn, columns), files.parts, folder)
+    return newest_per_unit(compacted + parts, _schema(columns))
 
 
-def read_table(output, stage: str, warn=_warn) -> pa.Table:
-    """Every unit's newest row of a stage, as a table sorted by unit. A damaged file is
-    named, moved aside and its units left out (missing), instead of making every command
-    fail."""
+def read_table(output, stage: str, warn=_warn, columns=None) -> pa.Table:
+    """Every unit's newest row of a stage, as a table sorted by unit (with only `columns`,
+    and unit, fingerprint and status, when given). A damaged file is named, moved aside
+    and its units left out (missing), instead of making every command fail."""
     folder = manifest_dir(output, stage)
     for _ in range(20):
         files = stage_files(output, stage)
         try:
-            return _read_files(files, folder, warn)
+            return _read_files(files, folder, warn, columns)
         except _Moved:
             continue            # a compaction merged what was listed: list again
     raise RuntimeError(f"{folder}: its files kept changing while read (20 listings)")

@@ -32,15 +32,16 @@ def extra_files(row: ManifestRow) -> dict[str, tuple[int, str]]:
     return {rel: (size, digest) for rel, (size, digest) in row.stats_dict.get("files", {}).items()}
 
 
-def listed_sizes(output, stage: str, rows=()) -> dict[str, int]:
+def listed_sizes(output, stage: str, rows=(), stat: bool = True) -> dict[str, int | None]:
     """{relative path: size} of a stage's shards and rejects (and the further files its
     `rows` name), from a listing per folder: in object storage one request per thousand
-    files instead of one per file; on a local disk one directory scan per folder."""
+    files instead of one per file; on a local disk one directory scan per folder, and a
+    stat per file unless `stat` is False (the sizes are then None: only names are known)."""
     out = location(output)
-    sizes: dict[str, int] = {}
+    sizes: dict[str, int | None] = {}
     extra = sorted({rel.split("/", 1)[0] for r in rows for rel in extra_files(r)})
     for sub in (stage, f"rejects/{stage}", *extra):
-        for rel, size in tree(out / sub).items():
+        for rel, size in tree(out / sub, sizes=stat).items():
             sizes[f"{sub}/{rel}"] = size
     return sizes
 
@@ -49,7 +50,7 @@ def size_problem(rel: str, size: int | None, sizes: dict[str, int]) -> str | Non
     """What is wrong with one file, given the sizes a listing found, or None."""
     if rel not in sizes:
         return f"{rel} is missing"
-    if size is not None and sizes[rel] != size:
+    if size is not None and sizes[rel] is not None and sizes[rel] != size:
         return f"{rel} has {sizes[rel]} bytes, its manifest row says {size}"
     return None
 

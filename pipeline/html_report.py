@@ -21,8 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from curate.pipeline.storage import location
+from curate.pipeline.svg_hist import histogram_svg
 
 REPORT_DIR = "report"
 SAMPLES_PER_GROUP = 3
@@ -70,14 +70,6 @@ def _svg(fig) -> str:
     plt.close(fig)
     text = buf.getvalue()
     return text[text.index("<svg"):]
-
-
-def _hist(ax, values, bins: int = 30, **style) -> None:
-    """A histogram as one filled outline (ax.hist draws a patch per bin: a third of the
-    report's CPU went into drawing the signals' bars)."""
-    import numpy as np
-    counts, edges = np.histogram(np.asarray(values, dtype=float), bins=bins)
-    ax.stairs(counts, edges, fill=True, **style)
 
 
 def _fig(title: str | None = None, w: float = 7.0, h: float = 3.2):
@@ -247,11 +239,9 @@ class Report:
                 values = [float(m.group(2)) for m in parsed]
                 limit = float(parsed[0].group(4))
                 details += [(st, reason, v, limit) for v in values]
-                fig, ax = _fig(f"{reason}: {parsed[0].group(1)} of rejected documents", 4.6, 2.6)
-                _hist(ax, values, color="#c62828", alpha=0.8)
-                ax.axvline(limit, color="#1d2330", linestyle="--", label=f"threshold {limit:g}")
-                _legend(ax, 7)
-                figs.append(f"<div class='fig'>{_svg(fig)}</div>")
+                figs.append("<div class='fig'>" + histogram_svg(
+                    values, f"{reason}: {parsed[0].group(1)} of rejected documents", color="#c62828",
+                    limits=(limit,), limit_color="#1d2330", width=420, height=240) + "</div>")
             if figs:
                 parts.append("<div class='grid'>" + "".join(figs) + "</div>")
         if details:
@@ -406,17 +396,11 @@ class Report:
                 continue
             limits = thresholds.get(c, [])
             rows += [(c, v) for v in nums]
-            fig, ax = _fig(c, 3.6, 2.3)
-            _hist(ax, nums, color="#2457c5", alpha=0.85, label="kept")
             lo, hi = min(nums), max(nums)
             span = (hi - lo) or 1.0
-            for limit in limits:
-                # a limit far outside the data (max 100,000 words) would flatten the plot: leave it out
-                if lo - 20 * span <= limit <= hi + 20 * span:
-                    ax.axvline(limit, color="#c62828", linestyle="--", label=f"threshold {limit:g}")
-            _legend(ax, 6)
-            ax.tick_params(labelsize=7)
-            figs.append(f"<div class='fig'>{_svg(fig)}</div>")
+            # a limit far outside the data (max 100,000 words) would flatten the plot: leave it out
+            shown = tuple(limit for limit in limits if lo - 20 * span <= limit <= hi + 20 * span)
+            figs.append(f"<div class='fig'>{histogram_svg(nums, c, label='kept', limits=shown)}</div>")
         _write(self.out, "signals", pa.table({"signal": [r[0] for r in rows], "value": [r[1] for r in rows]}))
         if not figs:
             return "<p class='muted'>No numeric quality signal varies in this run.</p>"

@@ -475,6 +475,7 @@ class Runner:
         """One stage: take stock of what is recorded, then run what is not done."""
         stage = STAGES[name]
         settings = self.config.settings(name)
+        units = list(units)             # a plan kept as columns (PlannedUnits): its Units, made once
         res = StageResult(name, planned=len(units))
         t0 = time.perf_counter()
         self._sweep(name)

@@ -20,7 +20,8 @@ import socket
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterable
+from collections.abc import Sequence
+from typing import Any, Callable, ClassVar, Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -53,19 +54,60 @@ class Unit:
     fingerprint: str = ""
 
 
+class PlannedUnits(Sequence):
+    """A stage's plan kept as columns (unit keys and fingerprints), its Unit objects made
+    on first use: `curate status` compares a dump's 90,000 keys and fingerprints with the
+    record as columns and makes no Unit at all."""
+
+    def __init__(self, keys: list[str], fingerprints: list[str], build: Callable[[], list[Unit]]):
+        self.keys = keys
+        self.fingerprints = fingerprints
+        self._build = build
+        self._units: list[Unit] | None = None
+
+    def units(self) -> list[Unit]:
+        if self._units is None:
+            self._units = self._build()
+            self._build = None
+        return self._units
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i):
+        return self.units()[i]
+
+    def __iter__(self):
+        return iter(self.units())
+
+
 def fingerprint(stage: "Stage", settings: Any, inputs: Iterable[InputRef]) -> str:
     """Settings + input fingerprints + code version: equal fingerprints, equal outputs.
     The hash of json.dumps({"code", "inputs", "settings", "stage"}, sort_keys=True), with
     the parts that do not depend on the unit serialised once per stage and settings (a
     dump's 90,000 units would serialise the settings 90,000 times)."""
+    return fingerprint_of(stage, settings, [i.fingerprint for i in inputs])
+
+
+def fingerprint_of(stage: "Stage", settings: Any, fps: list[str]) -> str:
+    """fingerprint() of inputs given by their fingerprints."""
     head, tail = _fingerprint_frame(stage, settings)
-    fps = [i.fingerprint for i in inputs]
     if all(_PLAIN.fullmatch(f) for f in fps):        # what json.dumps would write, without its encoder
         listed = '["' + '", "'.join(fps) + '"]' if fps else "[]"
     else:
         listed = json.dumps(fps)
     blob = head + listed + tail
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def fingerprints_of_one(stage: "Stage", settings: Any, fps: list[str]) -> list[str]:
+    """[fingerprint_of(stage, settings, [fp]) for fp in fps], the frame looked up once
+    (a plan of a dump's 90,000 one-input units)."""
+    head, tail = _fingerprint_frame(stage, settings)
+    head, plain, sha = head + '["', _PLAIN.fullmatch, hashlib.sha256
+    tail = '"]' + tail
+    return [sha((head + fp + tail).encode()).hexdigest()[:24] if plain(fp)
+            else fingerprint_of(stage, settings, [fp]) for fp in fps]
 
 
 _FRAMES: dict = {}
@@ -110,6 +152,9 @@ class Stage:
     # True for a stage whose every unit depends on every input shard (dedup): it waits
     # until all upstream units are finished.
     needs_all_inputs: ClassVar[bool] = False
+    # True for a stage whose units publish files besides shard and rejects
+    # (UnitSink.extra_output, listed in the row's stats): status then reads the stats too
+    extra_outputs: ClassVar[bool] = False
 
     def waits_for_all_inputs(self, settings: Any) -> bool:
         return self.needs_all_inputs

@@ -155,3 +155,49 @@ def test_a_run_leaves_one_manifest_file_per_stage(ray_address, demo_corpus, tmp_
 def test_a_query_opens_only_the_views_it_names(sql, expect):
     from curate.manifests.views import views_named
     assert views_named(sql) == expect
+
+
+def _status_fixture(out):
+    """Seven extract units in every state status tells apart, recorded as a run leaves them."""
+    from curate.manifests.manifest import PARTIAL
+    from curate.pipeline.stage import InputRef, Unit
+    units = []
+    for i in range(7):
+        row = _row(i)
+        row.rejects_path = f"rejects/extract/dump/u{i:05d}.parquet"
+        if i == 3:
+            row.status, row.error = FAILED, "ValueError: bad input"
+        if i == 4:
+            row.status, row.error = PARTIAL, "extract:truncated_record"
+        if i == 6:
+            row.fingerprint, row.error = "old", "verify: extract/dump/u00006.parquet is missing"
+        if i != 5:
+            write_row(out, row)
+        for rel in (row.path, row.rejects_path):
+            if i != 1 and row.status != FAILED:
+                (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                (out / rel).write_bytes(b"x" * 10)
+        units.append(Unit("extract", row.unit, "dump", [InputRef(f"in/{i}", "f")], row.path, row.rejects_path,
+                          fingerprint="fp2" if i == 2 else "fp1"))
+    return units
+
+
+def test_status_compares_the_plan_with_the_record_as_columns(tmp_path):
+    from curate.pipeline.report import status_table
+    from curate.pipeline.stage import PlannedUnits
+    out = tmp_path / "out"
+    units = _status_fixture(out)
+    table = status_table(out, {"extract": units})
+    line = next(l for l in table.splitlines() if l.startswith("extract"))
+    # units done partial failed stale missing: u0 done; u1 (shard gone), u2 (new fingerprint),
+    # u6 (failed a check) stale; u3 failed; u4 partial; u5 never recorded
+    assert line.split()[1:7] == ["7", "1", "1", "1", "3", "1"], table
+    assert "extract dump/u00001 damaged: extract/dump/u00001.parquet is missing" in table
+    assert "extract dump/u00003 failed: ValueError: bad input" in table
+    assert "extract dump/u00004 partial: extract:truncated_record" in table
+    assert "extract dump/u00006 damaged: extract/dump/u00006.parquet is missing" in table
+    assert "u00002" not in table and "u00005" not in table
+    # the same plan held as columns (no Unit made) gives the same table
+    planned = PlannedUnits([u.key for u in units], [u.fingerprint for u in units], lambda: units)
+    assert status_table(out, {"extract": planned}) == table
+    assert planned._units is None

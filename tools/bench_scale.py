@@ -12,7 +12,8 @@ planted copies.
 
     python -m tools.bench_scale [--files 250 2000 16000] [--docs-per-file 20] [--big 500x2000]
     python -m tools.bench_scale --files 2000 --two-nodes      # clustering on a 2-node local cluster
-    python -m tools.bench_scale --files 250 --s3              # output on a local S3 server (moto)
+    python -m tools.bench_scale --files 250 --s3              # output on a local S3 server (moto),
+                                                              # with its requests per step
 
 CPU is measured inside the Ray tasks (the raylet reaps workers, so a process timer on
 `curate run` misses it): the stage's global step (reports/stages/<stage>.json
@@ -106,6 +107,8 @@ def run_size(base: Path, files: int, docs_per_file: int, address: str | None, de
         prep, units, docs = stage_cpu(out, stage)
         steps = json.loads((loc / "reports" / f"{stage}_steps.json").read_text())
         result[stage] = {"prepare_cpu_s": prep, "units_cpu_s": units, "docs": docs, "steps": steps}
+        if output:
+            result[stage]["requests"] = step_requests(loc, stage, steps["steps"])
     curve = json.loads(json.dumps(__import__("pyarrow.parquet", fromlist=["x"]).read_table(
         loc / "reports" / "dedup_curve.parquet").to_pylist()))
     result["removed"] = curve[-1]["removed"] if curve else 0
@@ -135,6 +138,10 @@ def print_size(r: dict, first: dict | None) -> None:
             print(f"    {name:14s} {st.get('tasks', 0):7,d} {st.get('cpu_s', 0):8.2f} {st.get('wall_s', 0):7.2f} "
                   f"{st.get('opens', 0):9,d} {st.get('writes', 0):8,d} {st.get('peak_mb', 0):8.0f}  "
                   f"{','.join(st.get('nodes', []))}")
+        if "requests" in s:
+            print("    S3 requests per step (the server's own count, by the step's time window):")
+            for name, by in s["requests"].items():
+                print(f"    {name:14s} {sum(by.values()):9,d}  " + ", ".join(f"{m} {n:,}" for m, n in sorted(by.items())))
 
 
 def two_node_cluster():
@@ -195,13 +202,58 @@ def main(argv=None) -> int:
 
 
 _S3 = {}
+REQUESTS: list[tuple[float, str]] = []      # (wall time, method) of every request the S3 server answered
+
+
+def _counting_server():
+    """moto's threaded server, its WSGI app wrapped to note every request it answers."""
+    from moto.server import ThreadedMotoServer
+
+    class CountingMotoServer(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            from moto.moto_server.werkzeug_app import (DomainDispatcherApplication, MotoRequestHandler,
+                                                       create_backend_app)
+            from werkzeug.serving import make_server
+            app = DomainDispatcherApplication(create_backend_app)
+
+            def counted(environ, start_response):
+                query = environ.get("QUERY_STRING", "")
+                method = environ.get("REQUEST_METHOD", "?")
+                REQUESTS.append((time.time(), "LIST" if method == "GET" and "list-type" in query else method))
+                return app(environ, start_response)
+            self._server = make_server(self._ip_address, self._port, counted, True,
+                                       request_handler=MotoRequestHandler)
+            self._server_ready_event.set()
+            self._server.serve_forever()
+    import logging
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)      # not a log line per request
+    return CountingMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+
+
+def step_requests(loc, stage: str, steps: dict) -> dict[str, dict[str, int]]:
+    """{step: {method: requests}} of one stage's run, from the S3 server's request times:
+    each step's window (started, wall_s), and the rest of the stage's window (its units
+    and its record) as "units+record"."""
+    from datetime import datetime
+    rec = json.loads((loc / "reports" / "stages" / f"{stage}.json").read_text())
+    end = datetime.fromisoformat(rec["finished_at"]).timestamp()
+    start = end - rec["wall_s"]
+    windows = [(name, st["started"], st["started"] + st.get("wall_s", 0)) for name, st in steps.items()
+               if "started" in st]
+    counts: dict[str, dict[str, int]] = {}
+    for t, method in REQUESTS:
+        if not start <= t <= end:
+            continue
+        name = next((n for n, a, b in windows if a <= t <= b), "units+record")
+        by = counts.setdefault(name, {})
+        by[method] = by.get(method, 0) + 1
+    return counts
 
 
 def _s3_output(files: int) -> str:
     """s3://bench/out-<files> on a moto server started once for the process."""
     if not _S3:
-        from moto.server import ThreadedMotoServer
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+        server = _counting_server()
         server.start()
         host, port = server.get_host_and_port()
         os.environ.update({"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "bench",

@@ -22,7 +22,8 @@ import pyarrow as pa
 
 from curate.pipeline.settings import NONEMPTY, at_least, between, one_of, positive, setting
 from curate.pipeline.schema import DOC_SCHEMA
-from curate.pipeline.stage import InputRef, PlanContext, Stage, Unit, UnitSink, fingerprint
+from curate.pipeline.stage import (InputRef, PlanContext, PlannedUnits, Stage, Unit, UnitSink,
+                                   fingerprints_of_one)
 from curate.manifests.atomic import write_table_atomic
 from curate.manifests.manifest import printable
 from curate.pipeline import storage
@@ -283,8 +284,15 @@ def input_ref(entry: storage.Entry, name: str, cache: "FingerprintCache | None" 
     that says why (its unit then fails with the error, and is retried on every run).
     `folder`: the entry's folder, already resolved (a file that is no link is resolved by
     joining its name: one realpath per folder, not per file)."""
+    return InputRef(*locate_input(entry, name, cache, folder))
+
+
+def locate_input(entry: storage.Entry, name: str, cache: "FingerprintCache | None" = None,
+                 folder: str | None = None) -> tuple[str, str]:
+    """input_ref() as (path, fingerprint)."""
     path = entry.location
-    if storage.is_uri(path):
+    uri = storage.is_uri(path)
+    if uri:
         where = path
     elif folder is not None and not entry.link:
         where = os.path.join(folder, entry.name)
@@ -294,11 +302,11 @@ def input_ref(entry: storage.Entry, name: str, cache: "FingerprintCache | None" 
         except (OSError, RuntimeError):     # a symlink loop cannot be resolved
             where = str(Path(path).absolute())
     try:
-        if cache is not None and not storage.is_uri(path):
-            return InputRef(where, cache.fingerprint(where, path, name))
-        return InputRef(where, sample_fingerprint(path, name))
+        if cache is not None and not uri:
+            return where, cache.fingerprint(where, path, name)
+        return where, sample_fingerprint(path, name)
     except OSError as exc:
-        return InputRef(where, f"unreadable:{exc.strerror or type(exc).__name__}")
+        return where, f"unreadable:{exc.strerror or type(exc).__name__}"
 
 
 class FingerprintCache:
@@ -364,24 +372,29 @@ class ExtractStage(Stage):
         stems = Counter((dump, stem) for (dump, _), stem in zip(found, stem_of))
         cache = FingerprintCache(ctx.output)
         folders: dict[str, str | None] = {}
-        units = []
+        keys, dumps, wheres, input_fps = [], [], [], []
         for (dump, path), stem in zip(found, stem_of):
             # example.warc and example.warc.gz side by side: both keep their full names
             # a file name that is not valid UTF-8 gets a printable key (\xNN escapes)
-            key = printable(f"{dump}/{stem if stems[(dump, stem)] == 1 else path.name}")
-            parent = os.path.dirname(path.location)
+            keys.append(printable(f"{dump}/{stem if stems[(dump, stem)] == 1 else path.name}"))
+            parent = path.location.rpartition("/")[0]       # the folder listed: list_dir joined its name
             if parent not in folders:
                 try:
                     folders[parent] = None if storage.is_uri(parent) else os.path.realpath(parent, strict=True)
                 except (OSError, RuntimeError):
                     folders[parent] = None
-            ref = input_ref(path, f"{dump}/{path.name}", cache, folders[parent])
-            unit = Unit(self.name, key, dump, [ref], out_path=f"extract/{key}.parquet",
-                        rejects_path=f"rejects/extract/{key}.parquet")
-            unit.fingerprint = fingerprint(self, settings, unit.inputs)
-            units.append(unit)
+            where, input_fp = locate_input(path, f"{dump}/{path.name}", cache, folders[parent])
+            dumps.append(dump)
+            wheres.append(where)
+            input_fps.append(input_fp)
+        fps = fingerprints_of_one(self, settings, input_fps)
         self._cache = cache
-        return units
+
+        def units() -> list[Unit]:
+            return [Unit(self.name, key, dump, [InputRef(where, ifp)], out_path=f"extract/{key}.parquet",
+                         rejects_path=f"rejects/extract/{key}.parquet", fingerprint=fp)
+                    for key, dump, where, ifp, fp in zip(keys, dumps, wheres, input_fps, fps)]
+        return PlannedUnits(keys, fps, units)
 
     def persist_plan(self, output) -> None:
         cache = getattr(self, "_cache", None)

@@ -283,11 +283,12 @@ class RemixStage(Stage):
             counts[lang] = counts.get(lang, 0) + 1
         plan_fp = fingerprint(self, s, ctx.units[0].inputs)
         rmtree(out / SCATTER)
-        steps = {"scatter": {}, "runs": {}}
+        steps = {"scatter": {"started": round(time.time(), 3)}, "runs": {}}
         t0 = time.perf_counter()
         add_counts(steps["scatter"], ctx.map(scatter_shard, [(str(out), p, i, s, rates, counts, plan_fp)
                                                              for i, p in enumerate(inputs)]))
         t1 = time.perf_counter()
+        steps["runs"]["started"] = round(time.time(), 3)
         # row groups small beside an output shard: a unit reads at most two partial groups
         # past its range in each run (with 32 MB groups and 0.4 MB shards, 16,000 files'
         # units read 6x the bytes per document of 250 files')

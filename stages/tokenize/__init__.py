@@ -284,6 +284,7 @@ class TokenizeStage(Stage):
     settings_cls = TokenizeSettings
     requires = ("extract",)
     needs_all_inputs = True
+    extra_outputs = True            # token shards (.bin/.idx) beside each unit's shard
     summary = "DeepSeek-style byte-level BPE tokenizer; token counts per shard"
 
     def plan(self, ctx: PlanContext) -> list[Unit]:
