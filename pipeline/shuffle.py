@@ -88,12 +88,15 @@ class _Reader:
 
 def merge_sorted(output: str, inputs: list[str], dest: str, key: str, columns: list[str] | None = None,
                  constants: list[dict] | None = None, presorted: bool = True,
-                 group_bytes: int = ROW_GROUP_BYTES) -> dict:
+                 group_bytes: int = ROW_GROUP_BYTES, chunk_bytes: int | None = None) -> dict:
     """Merge files (each sorted by `key`) into one file sorted by `key`, streaming.
     `constants`: per input, columns to add ({name: (arrow type, value)}), such as the
     dump rank of a shard's band keys. `presorted=False`: inputs are read whole and sorted
     first (one unit's file each). `group_bytes`: the most bytes per row group (what a range
-    reader reads past its range at each end). Returns counts for the benchmark."""
+    reader reads past its range at each end). `chunk_bytes`: write the run as files of
+    about that many bytes (dest-00000.parquet, ...), returned as "chunks" [[path, lo, hi]]
+    with their key ranges, so that a range reader opens only the chunks its range overlaps
+    (a footer grows with its file's row groups). Returns counts for the benchmark."""
     t0 = time.process_time()
     out = location(output)
     opened = [(p, _Reader(out / p, key, columns, (constants or [None] * len(inputs))[i], presorted))
@@ -101,9 +104,16 @@ def merge_sorted(output: str, inputs: list[str], dest: str, key: str, columns: l
     readers = [r for _, r in opened]
     rows_in = {p: r.rows for p, r in opened}
     schema = _unified_schema(readers)
+    if chunk_bytes is not None:
+        chunks, n = _write_chunks(out, dest, _merged_chunks(readers, key), schema, key, group_bytes, chunk_bytes)
+        return {"rows": n, "opens": len(readers), "writes": len(chunks), "rows_in": rows_in, "chunks": chunks,
+                "cpu_s": time.process_time() - t0}
     n = 0
     with atomic_path(out / dest) as tmp:
-        with pq.ParquetWriter(tmp, schema) as writer:
+        # statistics on the key alone: a range reader needs its min and max per row group;
+        # the text columns' min and max were whole documents, 1.2 MB of footer per run that
+        # every remix unit parsed from each of 16 runs at 16,000 files
+        with pq.ParquetWriter(tmp, schema, write_statistics=[key]) as writer:
             pending: list[pa.Table] = []
             for chunk in _merged_chunks(readers, key):
                 pending.append(_conform(chunk, schema))
@@ -113,6 +123,35 @@ def merge_sorted(output: str, inputs: list[str], dest: str, key: str, columns: l
             if pending:
                 n += _write_groups(writer, pending, group_bytes)
     return {"rows": n, "opens": len(readers), "writes": 1, "rows_in": rows_in, "cpu_s": time.process_time() - t0}
+
+
+def _write_chunks(out, dest: str, merged, schema: pa.Schema, key: str, group_bytes: int,
+                  chunk_bytes: int) -> tuple[list[list], int]:
+    """The merged rows as files of about chunk_bytes: [[path, first key, last key]], rows."""
+    stem = dest[:-len(".parquet")] if dest.endswith(".parquet") else dest
+    chunks: list[list] = []
+    pending: list[pa.Table] = []
+    n = 0
+
+    def flush():
+        t = pa.concat_tables(pending)
+        name = f"{stem}-{len(chunks):05d}.parquet"
+        with atomic_path(out / name) as tmp:
+            with pq.ParquetWriter(tmp, schema, write_statistics=[key]) as writer:
+                _write_groups(writer, [t], group_bytes)
+        k = t.column(key)
+        chunks.append([name, k[0].as_py(), k[-1].as_py()] if t.num_rows else name)
+        return t.num_rows
+
+    for part in merged:
+        pending.append(_conform(part, schema))
+        if sum(t.nbytes for t in pending) >= chunk_bytes:
+            n += flush()
+            pending = []
+    if pending or not chunks:          # no row at all: one empty file keeps the schema
+        pending = pending or [schema.empty_table()]
+        n += flush()
+    return chunks, n
 
 
 def _merged_chunks(readers: list[_Reader], key: str):
@@ -160,31 +199,47 @@ def _write_groups(writer, pending: list[pa.Table], group_bytes: int = ROW_GROUP_
 def sorted_runs(map_fn, output: str, files: list[str], key: str, folder: str, columns: list[str] | None = None,
                 constants: list[dict] | None = None, presorted: bool = True, fan_in: int = FAN_IN,
                 stats: dict | None = None, rows_in: dict | None = None,
-                group_bytes: int = ROW_GROUP_BYTES) -> list[str]:
+                group_bytes: int = ROW_GROUP_BYTES, chunk_bytes: int | None = None) -> list:
     """At most fan_in files sorted by `key` holding every row of `files`: merge levels
     under folder/ (cleared first). The first level always runs when constants are given
     or the inputs are not sorted. `stats` collects the merge tasks' counts; `rows_in`, the
-    rows of each input file."""
+    rows of each input file. `chunk_bytes`: the last level writes each run as chunks
+    (merge_sorted), and the runs come back as [path, lo, hi] entries, all chunks of all
+    runs, for read_range."""
     out = location(output)
     rmtree(out / folder)
     level = 0
     first = constants is not None or not presorted
+    runs: list = files
     while len(files) > fan_in or (level == 0 and first and files):
         groups = [list(range(i, min(i + fan_in, len(files)))) for i in range(0, len(files), fan_in)]
         dests = [f"{folder}/L{level}/{j:06d}.parquet" for j in range(len(groups))]
+        last = len(groups) <= fan_in
         results = map_fn(merge_sorted, [
             (output, [files[i] for i in g], d, key, columns if level == 0 else None,
              [constants[i] for i in g] if (constants is not None and level == 0) else None,
-             presorted or level > 0, group_bytes) for g, d in zip(groups, dests)])
+             presorted or level > 0, group_bytes, chunk_bytes if last else None) for g, d in zip(groups, dests)])
         if stats is not None:
             add_counts(stats, results)
         if rows_in is not None and level == 0:
             for r in results:
                 rows_in.update(r["rows_in"])
         files, level = dests, level + 1
+        runs = [c for r in results for c in r["chunks"]] if (last and chunk_bytes is not None) else files
     if stats is not None:
         stats["levels"] = stats.get("levels", 0) + level
-    return files
+    return runs
+
+
+def run_path(run) -> str:
+    """A run's file: the run itself, or a chunk's [path, lo, hi]."""
+    return run if isinstance(run, str) else run[0]
+
+
+def overlapping(runs: list, lo, hi) -> list[str]:
+    """The files of `runs` that can hold keys in [lo, hi]: every plain run, and the
+    chunks whose key range meets it."""
+    return [r if isinstance(r, str) else r[0] for r in runs if isinstance(r, str) or (r[2] >= lo and r[1] <= hi)]
 
 
 def range_files(map_fn, output: str, runs: list[str], key: str, n: int, folder: str,
@@ -211,7 +266,8 @@ def range_file(output: str, runs: list[str], key: str, lo: int, hi: int, dest: s
     t = read_range(out, runs, key, lo, hi)
     if t is not None:
         with atomic_path(out / dest) as tmp:
-            pq.write_table(t.sort_by([(key, "ascending")]), tmp, row_group_size=group_rows)
+            pq.write_table(t.sort_by([(key, "ascending")]), tmp, row_group_size=group_rows,
+                           write_statistics=[key])
     return {"opens": len(runs), "writes": int(t is not None), "cpu_s": time.process_time() - t0}
 
 
@@ -225,11 +281,12 @@ def add_counts(stats: dict, results: list[dict]) -> None:
         stats["nodes"] = sorted(nodes)
 
 
-def read_range(output, runs: list[str], key: str, lo, hi, columns: list[str] | None = None) -> pa.Table | None:
-    """Rows with lo <= key <= hi from sorted runs, reading only the row groups that can
-    hold them (None when no run has a row there)."""
+def read_range(output, runs: list, key: str, lo, hi, columns: list[str] | None = None) -> pa.Table | None:
+    """Rows with lo <= key <= hi from sorted runs (paths, or chunks [path, lo, hi] of
+    which only those that meet the range are opened), reading only the row groups that
+    can hold them (None when no run has a row there)."""
     out = location(output)
-    tables = map_io(lambda p: _read_range_one(out / p, key, lo, hi, columns), runs, out)
+    tables = map_io(lambda p: _read_range_one(out / p, key, lo, hi, columns), overlapping(runs, lo, hi), out)
     tables = [t for t in tables if t is not None and t.num_rows]
     if not tables:
         return None

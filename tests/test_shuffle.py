@@ -48,6 +48,40 @@ def test_merged_runs_hold_every_row_sorted_and_ranges_read_only_their_rows(tmp_p
         assert rows == [e for e in expected if lo <= e[0] <= hi]
 
 
+def test_runs_written_in_chunks_read_the_same_and_open_only_the_chunks_a_range_meets(tmp_path, monkeypatch):
+    monkeypatch.setattr(shuffle, "ROW_GROUP_ROWS", 50)
+    rng = np.random.default_rng(2)
+    files, everything = [], []
+    for i in range(40):
+        k = np.sort(rng.integers(0, 1000, rng.integers(0, 200)))
+        t = pa.table({"k": k, "src": np.full(len(k), i), "pos": np.arange(len(k))})
+        pq.write_table(t, tmp_path / f"in-{i:03d}.parquet")
+        files.append(f"in-{i:03d}.parquet")
+        everything.append(t)
+    whole = pa.concat_tables(everything)
+    expected = sorted(zip(*(whole.column(c).to_pylist() for c in ("k", "src", "pos"))))
+    plain = shuffle.sorted_runs(serial_map, str(tmp_path), files, "k", "plain", fan_in=4)
+    chunked = shuffle.sorted_runs(serial_map, str(tmp_path), files, "k", "chunked", fan_in=4, chunk_bytes=2000)
+    assert all(isinstance(c, list) for c in chunked) and len(chunked) > 3 * len(plain)
+    for name, lo, hi in chunked:            # each chunk sorted, its range what it holds
+        k = pq.read_table(tmp_path / name).column("k").to_pylist()
+        assert k == sorted(k) and (k[0], k[-1]) == (lo, hi)
+    for lo, hi in [(0, 0), (10, 99), (500, 510), (990, 10_000)]:
+        for runs in (plain, chunked):
+            t = shuffle.read_range(str(tmp_path), runs, "k", lo, hi)
+            rows = sorted(zip(*(t.column(c).to_pylist() for c in ("k", "src", "pos")))) if t is not None else []
+            assert rows == [e for e in expected if lo <= e[0] <= hi]
+        assert len(shuffle.overlapping(chunked, lo, hi)) < len(chunked) // 2
+    # no row at all: one empty chunk that keeps the schema
+    empty = pa.table({"k": pa.array([], pa.int64())})
+    for i in range(3):
+        pq.write_table(empty, tmp_path / f"e{i}.parquet")
+    runs = shuffle.sorted_runs(serial_map, str(tmp_path), [f"e{i}.parquet" for i in range(3)], "k", "none",
+                               fan_in=2, chunk_bytes=2000)
+    assert len(runs) == 2 and all(isinstance(r, str) for r in runs)
+    assert pq.read_schema(tmp_path / runs[0]).names == ["k"]
+
+
 @pytest.mark.parametrize("shape", ["path", "random", "stars"])
 @pytest.mark.parametrize("tasks", [1, 3, 8])
 def test_clustering_over_ranges_equals_union_find(tmp_path, shape, tasks):

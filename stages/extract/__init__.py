@@ -131,9 +131,9 @@ class InputError(ValueError):
 KNOWN = "*.warc.gz, *.warc, *.warc.wet.gz, *.wet.gz, *.wet, *.jsonl, *.jsonl.gz, *.jsonl.zst or *.parquet"
 
 
-def list_inputs(input_dir: str | Path, dump: str | None = None) -> tuple[list[tuple[str, storage.Entry]],
+def list_inputs(input_dir: str | Path, dump: str | None = None) -> tuple[list[tuple[str, storage.Entry, str]],
                                                                           list[storage.Entry]]:
-    """(dump, file) pairs in a deterministic order, and the files no reader knows (WAT,
+    """(dump, file, stem) in a deterministic order, and the files no reader knows (WAT,
     anything else), which the run reports. One sub-folder per dump; or, with `dump`, the
     input folder's own files are that dump (a flat folder). The folder may be local or a
     URI (s3://bucket/crawl, gs://...)."""
@@ -165,12 +165,12 @@ def list_inputs(input_dir: str | Path, dump: str | None = None) -> tuple[list[tu
     for name, entries in groups:
         for f in entries:
             # hidden files are read like any other: ..hidden.jsonl is a JSON lines file
-            kind, _ = input_kind(f.name)
+            kind, stem = input_kind(f.name)
             if kind in READABLE and not f.is_dir:
                 # a known name that is not a readable file (a symlink loop, a dangling link,
                 # no permission) is planned too: its unit fails naming the file, so it is
                 # reported, never silently skipped
-                found.append((name, f))
+                found.append((name, f, stem))
             else:
                 ignored.append(f)
     if not found:
@@ -295,7 +295,7 @@ def locate_input(entry: storage.Entry, name: str, cache: "FingerprintCache | Non
     if uri:
         where = path
     elif folder is not None and not entry.link:
-        where = os.path.join(folder, entry.name)
+        where = f"{folder}/{entry.name}" if folder != "/" else f"/{entry.name}"     # folder: a realpath
     else:
         try:
             where = str(Path(path).resolve())
@@ -368,12 +368,11 @@ class ExtractStage(Stage):
         settings = ctx.config.settings(self.name)
         found, ignored = list_inputs(ctx.config.input, ctx.config.dump)
         self._listed = ((ctx.config.input, ctx.config.dump), ignored)     # unread_inputs reuses it
-        stem_of = [unit_stem(e.name) for _, e in found]
-        stems = Counter((dump, stem) for (dump, _), stem in zip(found, stem_of))
+        stems = Counter((dump, stem) for dump, _, stem in found)
         cache = FingerprintCache(ctx.output)
         folders: dict[str, str | None] = {}
         keys, dumps, wheres, input_fps = [], [], [], []
-        for (dump, path), stem in zip(found, stem_of):
+        for dump, path, stem in found:
             # example.warc and example.warc.gz side by side: both keep their full names
             # a file name that is not valid UTF-8 gets a printable key (\xNN escapes)
             keys.append(printable(f"{dump}/{stem if stems[(dump, stem)] == 1 else path.name}"))

@@ -42,7 +42,8 @@ from curate.manifests.manifest import FINISHED, read_rows
 from curate.pipeline.settings import at_least, between, positive, setting
 from curate.pipeline.schema import with_columns
 from curate.pipeline.stage import InputRef, PlanContext, Stage, Unit, UnitSink, fingerprint
-from curate.pipeline.shuffle import FAN_IN, add_counts, ROW_GROUP_BYTES, ROW_GROUP_ROWS, read_range, sorted_runs
+from curate.pipeline.shuffle import (FAN_IN, add_counts, ROW_GROUP_BYTES, ROW_GROUP_ROWS, read_range, run_path,
+                                     sorted_runs)
 from curate.pipeline.storage import location, map_io, rmtree
 
 DEFAULT_CATEGORIES = {
@@ -62,6 +63,7 @@ PLAN_FILE = "_work/remix/plan.json"
 NO_MIX = "_none"
 SCATTER = "_work/remix/scatter"
 SCATTER_RUNS = "_work/remix/runs"
+RUN_CHUNK_GROUPS = 8                 # row groups per file of the last merge level's runs
 STEPS = "reports/remix_steps.json"     # per step: tasks, CPU, files opened (tools/bench_scale.py)
 KEY_FIELD = pa.field("_key", pa.uint64())      # output shard << ORDER_BITS | order hash: the shuffle key
 ORDER_BITS = 40
@@ -216,6 +218,13 @@ def mix_warnings(s: RemixSettings, shares: dict[str, float], expected: dict[str,
     return out
 
 
+def unit_opens(runs: list, units: int) -> int:
+    """Run files the units open: a plain run by every unit, a chunk by the units whose
+    key range (index << ORDER_BITS) it meets."""
+    return sum(units if isinstance(r, str) else min(units - 1, r[2] >> ORDER_BITS) - (r[1] >> ORDER_BITS) + 1
+               for r in runs)
+
+
 def run_group_bytes(shard_bytes: int) -> int:
     """Row-group bytes of the remix runs: a unit's waste (two partial groups per run, at
     most FAN_IN runs) stays under its own shard's size; at least 64 KiB, at most the
@@ -292,10 +301,15 @@ class RemixStage(Stage):
         # row groups small beside an output shard: a unit reads at most two partial groups
         # past its range in each run (with 32 MB groups and 0.4 MB shards, 16,000 files'
         # units read 6x the bytes per document of 250 files')
+        # the last level's runs in chunks of RUN_CHUNK_GROUPS row groups: a unit opens the
+        # chunks its range meets, whose footers are small (a whole run's footer grows with
+        # the corpus, and every unit parsed all of them: 0.17 s a unit at 16,000 files)
+        group_bytes = run_group_bytes(s.shard_bytes)
         runs = sorted_runs(ctx.map, str(out), [f"{SCATTER}/{i:05d}.parquet" for i in range(len(inputs))],
-                           "_key", SCATTER_RUNS, stats=steps["runs"], group_bytes=run_group_bytes(s.shard_bytes))
+                           "_key", SCATTER_RUNS, stats=steps["runs"], group_bytes=group_bytes,
+                           chunk_bytes=RUN_CHUNK_GROUPS * group_bytes)
         steps["scatter"]["wall_s"], steps["runs"]["wall_s"] = round(t1 - t0, 3), round(time.perf_counter() - t1, 3)
-        steps["units"] = {"tasks": len(ctx.units), "opens": len(ctx.units) * (len(runs) + 2)}
+        steps["units"] = {"tasks": len(ctx.units), "opens": len(ctx.units) * 2 + unit_opens(runs, len(ctx.units))}
         write_bytes_atomic(json.dumps({"steps": steps, "inputs": len(inputs), "runs": len(runs)}).encode(),
                            out / STEPS)
         write_bytes_atomic(json.dumps({"rates": rates, "shards": counts, "n_inputs": len(inputs), "runs": runs,
@@ -322,11 +336,11 @@ class RemixStage(Stage):
         table = read_range(sink.output, plan["runs"], KEY_FIELD.name, index << ORDER_BITS,
                            ((index + 1) << ORDER_BITS) - 1)
         for run in plan["runs"][:1]:
-            meta = pq.read_schema(sink.output / run).metadata or {}
+            meta = pq.read_schema(sink.output / run_path(run)).metadata or {}
             if meta.get(b"curate_plan") != plan_fp.encode():
                 raise RuntimeError(f"{run} was scattered for another plan; rerun the stage")
         if table is None:
-            table = pq.read_schema(sink.output / plan["runs"][0]).empty_table() if plan["runs"] else None
+            table = pq.read_schema(sink.output / run_path(plan["runs"][0])).empty_table() if plan["runs"] else None
         if table is None:
             raise RuntimeError("remix has no input shards")
         table = table.sort_by(KEY_FIELD.name)
@@ -393,5 +407,6 @@ def scatter_shard(output: str, path: str, index: int, s: RemixSettings, rates: d
     routed = routed.replace_schema_metadata({**(routed.schema.metadata or {}), "curate_plan": plan_fp})
     per_row = max(1, routed.nbytes // max(1, routed.num_rows))
     write_table_atomic(routed, out / SCATTER / f"{index:05d}.parquet",
-                       row_group_size=max(1, min(ROW_GROUP_ROWS, ROW_GROUP_BYTES // per_row)))
+                       row_group_size=max(1, min(ROW_GROUP_ROWS, ROW_GROUP_BYTES // per_row)),
+                       write_statistics=[KEY_FIELD.name])     # no min/max of whole texts
     return {"rows": routed.num_rows, "opens": 1, "writes": 1, "cpu_s": time.process_time() - c0}
