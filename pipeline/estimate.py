@@ -14,10 +14,10 @@ dumps (Heaps' law: each new dump brings a shrinking share of unseen text). With 
 or more in the sample g(k) = k^beta, beta fitted to the sample's own dedup curve (least
 squares on log U against log D over its prefixes of dumps); with one, g follows DeepSeek's
 Table 1, k (1 - r(k)) / (1 - r(1)). Final documents and tokens are the projected survivors
-times what the stages after dedup keep of them (measured). Dedup's cost adds to its
-measured per-document CPU what this code's band-key shuffle does past linear: every
-bucket task opens every shard's band file (issue 20), shards x tasks opens of 0.7 ms; the
-other stages scale linearly. Memory does not scale: the components step stays within
+times what the stages after dedup keep of them (measured). Dedup's CPU per document grows
+with the number of input files as tools/bench_scale.py measured it (issue 20: x1.17 from
+250 to 16,000 files, its shuffle's merge levels; files^0.038); the other stages scale
+linearly. Memory does not scale: the components step stays within
 dedup.components_memory and bucket tasks within bucket_rows.
 """
 from __future__ import annotations
@@ -129,10 +129,10 @@ def budget_share(tokens: float, budget: float) -> str:
     return f"{what} the {budget:.3g}-token budget"
 
 
-# The band-key shuffle of this code opens every shard's band file once per bucket task
-# (issue 20): opens = shards x bucket tasks, 0.7 ms each on local disk (measured there).
-# That product, not the per-document work, is what grows past linear.
-OPEN_S = 0.0007
+# Dedup's CPU per document against the number of input files, measured by
+# `python -m tools.bench_scale` (issue 20): x1.17 from 250 to 16,000 files (the shuffle's
+# merge levels grow as log_32 of the files; its opens are files + tasks). As a power law:
+DEDUP_FILE_GROWTH = math.log(1.17) / math.log(16_000 / 250)
 
 
 @dataclass
@@ -172,13 +172,13 @@ def dedup_model(m: "Measured") -> DedupModel | None:
     return DedupModel(beta, u1, d1, "DeepSeek LLM Table 1 (the sample has one dump)")
 
 
-def _dedup_open_seconds(m: "Measured", records: float, docs_in: float) -> float:
-    """CPU of the band-key shuffle's opens at this size: shards x bucket tasks x OPEN_S."""
+def _dedup_growth(m: "Measured", records: float) -> float:
+    """Dedup's CPU per document at this size against the sample's: (files / sample
+    files) ^ DEDUP_FILE_GROWTH, never below 1."""
     extract = next((c for c in m.stages if c.stage == "extract"), None)
-    per_file = m.records / max(extract.units if extract else 1, 1)
-    shards = records / max(per_file, 1e-9)
-    tasks = max(1.0, docs_in * m.dedup_bands / max(m.bucket_rows, 1))
-    return shards * tasks * OPEN_S
+    files = max(extract.units if extract else 1, 1)
+    target = records / max(m.records / files, 1e-9)
+    return max(1.0, target / files) ** DEDUP_FILE_GROWTH
 
 
 def projection(m: "Measured", pages: float, dumps: float) -> dict:
@@ -216,15 +216,15 @@ def projection(m: "Measured", pages: float, dumps: float) -> dict:
         cpu = c.cpu_s + c.prepare_cpu_s
         per = cpu / max(m.records, 1)
         hours = per * pages / 3600
-        if c.stage == "dedup" and dedup is not None:
-            into = dedup.docs_in / max(m.records, 1) * pages
-            hours += _dedup_open_seconds(m, pages, into) / 3600
+        if c.stage == "dedup":
+            hours *= _dedup_growth(m, pages)
         ratio = c.bytes_out / max(m.input_bytes, 1)
         stages.append({"stage": c.stage, "cpu_s_per_record": per, "core_hours": hours,
                        "storage_bytes": ratio * m.input_bytes * scale, "peak_task_bytes": int(c.peak_mb * 2**20),
                        "kept": c.docs_out / max(c.docs_in, 1),
-                       "cost_growth": ("per document (measured), plus the band-key shuffle's opens: shards x "
-                                       f"bucket tasks x {OPEN_S * 1000:g} ms") if c.stage == "dedup" else "linear"})
+                       "cost_growth": (f"per document (measured) x (files / sample files)^{DEDUP_FILE_GROWTH:.3f} "
+                                       "(tools/bench_scale.py: x1.17 per document from 250 to 16,000 files)")
+                       if c.stage == "dedup" else "linear"})
     return {
         "sample": {"records": m.records, "input_bytes": m.input_bytes, "dumps": m.dumps,
                    "final_documents": m.final_docs, "tokens": m.tokens, "dedup_rate": m.dedup_rate},
@@ -235,7 +235,7 @@ def projection(m: "Measured", pages: float, dumps: float) -> dict:
         "measured": ["cpu_s_per_record per stage (units + global steps, Ray workers)", "peak_task_bytes",
                      "bytes written per input byte", "yield of every stage", "the sample's dedup curve",
                      "tokens per final document"],
-        "extrapolated": ["core_hours (linear in records; dedup adds its shuffle's shards x tasks opens)",
+        "extrapolated": ["core_hours (linear in records; dedup's per document grows with the files as measured)",
                          "storage_bytes (linear)", "documents and tokens (dedup survivors from the model, then "
                          "the measured yield after dedup)", "dumps_to_budget (the same model)"],
     }
@@ -261,7 +261,8 @@ def project(m: Measured, pages: float, dumps: float) -> str:
         ratio = c.bytes_out / max(m.input_bytes, 1)
         lines.append(f"{st['stage']:13s} {st['cpu_s_per_record']:12.5f} {st['core_hours']:14,.0f} "
                      f"{c.peak_mb:10,.0f} MB {ratio:13.4f} {_size(st['storage_bytes']):>11s} {st['kept']:9.1%}"
-                     + ("  (with its shuffle's shards x bucket-task opens)" if st["stage"] == "dedup" else ""))
+                     + (f"  (x{_dedup_growth(m, pages):.2f} per document at this many files)"
+                        if st["stage"] == "dedup" else ""))
     total = sum(st["core_hours"] for st in p["stages"])
     lines.append(f"{'all stages':13s} {sum(st['cpu_s_per_record'] for st in p['stages']):12.5f} {total:14,.0f}")
     lines.append("")
