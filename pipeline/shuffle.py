@@ -144,10 +144,15 @@ def _write_chunks(out, dest: str, merged, schema: pa.Schema, key: str, group_byt
         return t.num_rows
 
     for part in merged:
-        pending.append(_conform(part, schema))
-        if sum(t.nbytes for t in pending) >= chunk_bytes:
-            n += flush()
-            pending = []
+        part = _conform(part, schema)
+        # a merged part can be every input's rows at once (inputs of one row group each):
+        # cut it, or the run would be one chunk as large as the run
+        step = max(1, chunk_bytes // max(1, part.nbytes // max(part.num_rows, 1)))
+        for i in range(0, part.num_rows, step):
+            pending.append(part.slice(i, step))
+            if sum(t.nbytes for t in pending) >= chunk_bytes:
+                n += flush()
+                pending = []
     if pending or not chunks:          # no row at all: one empty file keeps the schema
         pending = pending or [schema.empty_table()]
         n += flush()

@@ -72,6 +72,11 @@ def test_runs_written_in_chunks_read_the_same_and_open_only_the_chunks_a_range_m
             rows = sorted(zip(*(t.column(c).to_pylist() for c in ("k", "src", "pos")))) if t is not None else []
             assert rows == [e for e in expected if lo <= e[0] <= hi]
         assert len(shuffle.overlapping(chunked, lo, hi)) < len(chunked) // 2
+    # inputs of one row group each: the merge yields all their rows at once, still chunked
+    one = shuffle.sorted_runs(serial_map, str(tmp_path), files[:8], "k", "one", fan_in=8, presorted=False,
+                              chunk_bytes=2000)
+    assert len(one) > 3 and all(isinstance(c, list) for c in one)
+    assert sum(pq.read_metadata(tmp_path / c[0]).num_rows for c in one) == sum(t.num_rows for t in everything[:8])
     # no row at all: one empty chunk that keeps the schema
     empty = pa.table({"k": pa.array([], pa.int64())})
     for i in range(3):
